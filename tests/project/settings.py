@@ -1,0 +1,36 @@
+"""Django settings of the project the tests serve; tuned through environment variables."""
+
+import os
+
+BASE_DIR = os.path.dirname(os.path.abspath(__file__))
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "ws4redis_mw",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+ROOT_URLCONF = "tests.project.urls"
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ.get("WS4REDIS_TEST_DB", os.path.join(BASE_DIR, "db.sqlite3"))}}
+USE_TZ = True
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"ws4redis_mw": {"handlers": ["console"], "level": os.environ.get("WS4REDIS_LOG_LEVEL", "INFO"), "propagate": False}},
+}
+
+WEBSOCKET_URL = "/ws/"
+WS4REDIS_CONNECTION = os.environ.get("WS4REDIS_TEST_REDIS", "redis://127.0.0.1:6379/0")
+WS4REDIS_EXPIRE = int(os.environ.get("WS4REDIS_TEST_EXPIRE", "10"))
+WS4REDIS_PREFIX = os.environ.get("WS4REDIS_TEST_PREFIX") or None
+WS4REDIS_HEARTBEAT = os.environ.get("WS4REDIS_TEST_HEARTBEAT", "--heartbeat--")
+WS4REDIS_HEARTBEAT_INTERVAL = float(os.environ.get("WS4REDIS_TEST_HEARTBEAT_INTERVAL", "4"))
+WS4REDIS_MAX_MESSAGE_SIZE = int(os.environ.get("WS4REDIS_TEST_MAX_MESSAGE_SIZE", str(64 * 1024)))
+WS4REDIS_ALLOWED_CHANNELS = "tests.project.views.allowed_channels"

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("hello", views.hello),
+    path("stream", views.stream),
+    path("publish", views.publish),
+    path("login", views.login_view),
+]

@@ -1,0 +1,56 @@
+"""Views the tests call over HTTP: plain pages, a streamed body, publishing and login."""
+
+import json
+
+from django.contrib.auth import authenticate, login
+from django.contrib.auth.models import Group, User
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from ws4redis_mw import SELF, RedisMessage, RedisPublisher
+
+
+def hello(request):
+    response = HttpResponse("hello from django", status=203)
+    response["X-Custom"] = "kept"
+    return response
+
+
+def stream(request):
+    return StreamingHttpResponse((f"chunk{i}\n" for i in range(3)), content_type="text/plain")
+
+
+@csrf_exempt
+def publish(request):
+    """POST JSON {facility, message, broadcast, users, groups, sessions, expire} to publish."""
+    body = json.loads(request.body)
+    audience = {key: body[key] for key in ("broadcast", "users", "groups", "sessions") if key in body}
+    for key in ("users", "groups", "sessions"):
+        if audience.get(key) == "SELF":
+            audience[key] = [SELF]
+    publisher = RedisPublisher(facility=body["facility"], request=request, **audience)
+    publisher.publish_message(RedisMessage(body["message"]), expire=body.get("expire"))
+    return JsonResponse({"ok": True})
+
+
+@csrf_exempt
+def login_view(request):
+    """POST username (created on first use) and optional comma-separated groups; logs in."""
+    username = request.POST["username"]
+    user, created = User.objects.get_or_create(username=username)
+    if created:
+        user.set_password("pw")
+        user.save()
+    for name in filter(None, request.POST.get("groups", "").split(",")):
+        user.groups.add(Group.objects.get_or_create(name=name)[0])
+    login(request, authenticate(request, username=username, password="pw"))
+    return JsonResponse({"user": username, "session": request.session.session_key})
+
+
+def allowed_channels(request, channels):
+    """Users must be logged in to use user, group or session channels; 'forbidden' facility refuses all."""
+    if request.path_info.endswith("/forbidden"):
+        return []
+    if not request.user.is_authenticated:
+        return [c for c in channels if c.endswith("-broadcast") or c.endswith("-session")]
+    return channels

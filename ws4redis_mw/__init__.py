@@ -1,0 +1,30 @@
+"""ws4redis_mw: websockets for Django, bridged to Redis pub/sub by one WSGI middleware.
+
+    from ws4redis_mw import WebSocketMiddleware, RedisPublisher, RedisMessage, SELF
+"""
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["WebSocketMiddleware", "RedisPublisher", "RedisMessage", "SELF", "close_all_websockets"]
+
+
+def __getattr__(name):
+    # Lazy, so that ``INSTALLED_APPS = ["ws4redis_mw"]`` imports nothing that
+    # needs Django to be set up, and ``import ws4redis_mw`` stays cheap.
+    if name == "WebSocketMiddleware":
+        from .middleware import WebSocketMiddleware
+
+        return WebSocketMiddleware
+    if name == "RedisPublisher":
+        from .publisher import RedisPublisher
+
+        return RedisPublisher
+    if name in ("RedisMessage", "SELF"):
+        from . import redis_store
+
+        return getattr(redis_store, name)
+    if name == "close_all_websockets":
+        from .hub import close_all_websockets
+
+        return close_all_websockets
+    raise AttributeError(f"module 'ws4redis_mw' has no attribute {name!r}")

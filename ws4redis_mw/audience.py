@@ -1,0 +1,55 @@
+"""Who is asking: the Django request behind a websocket handshake.
+
+The websocket path builds a Django ``WSGIRequest`` from the handshake's
+environ and fills ``request.session`` and ``request.user`` from the session
+cookie, as ws4redis does (``WS4REDIS_PROCESS_REQUEST`` may replace that).
+Group names come from the session, where :mod:`ws4redis_mw.apps` stores them
+at login, so no group query runs here.  ``WS4REDIS_ALLOWED_CHANNELS`` then
+filters the requested flags.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any, List
+
+from .settings import Settings, import_string_or_callable
+
+__all__ = ["django_request", "process_request", "allowed_flags"]
+
+
+def process_request(request: Any) -> None:
+    """Set ``request.session`` (``None`` without a valid session) and ``request.user``."""
+    # Imported here: the middleware module is imported before Django is set up.
+    from django.conf import settings
+    from django.contrib.auth import get_user
+    from django.contrib.auth.models import AnonymousUser
+    from django.utils.functional import SimpleLazyObject
+
+    request.session = None
+    request.user = AnonymousUser()
+    session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    if session_key:
+        session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+        # Loading drops a key the session store does not know, so a made-up
+        # cookie cannot name someone else's session channel.
+        session.keys()
+        if session.session_key:
+            request.session = session
+            request.user = SimpleLazyObject(lambda: get_user(request))
+
+
+def django_request(environ: dict, settings: Settings) -> Any:
+    """A Django ``WSGIRequest`` for the handshake, with session and user set."""
+    from django.core.handlers.wsgi import WSGIRequest
+
+    request = WSGIRequest(environ)
+    hook = import_string_or_callable(settings.process_request) or process_request
+    hook(request)
+    return request
+
+
+def allowed_flags(request: Any, flags: List[str], settings: Settings) -> List[str]:
+    """``flags`` as filtered by ``WS4REDIS_ALLOWED_CHANNELS`` (all of them when unset)."""
+    hook = import_string_or_callable(settings.allowed_channels)
+    return list(hook(request, flags)) if hook is not None else list(flags)

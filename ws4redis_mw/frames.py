@@ -1,0 +1,240 @@
+"""WebSocket framing (RFC 6455, server side), with no I/O.
+
+Bytes from the client go into :meth:`FrameParser.feed`; whole messages and
+control frames come out of :meth:`FrameParser.events` as small frozen
+dataclasses.  Anything the RFC forbids raises :class:`ProtocolError` carrying
+the close code to answer with:
+
+* 1002 for a framing error (reserved bits, unknown opcode, unmasked frame,
+  bad fragmentation, oversized or fragmented control frame, bad close code);
+* 1007 for a text message (or close reason) that is not valid UTF-8, found as
+  soon as the invalid byte arrives, not at the end of the message;
+* 1009 for a message larger than ``max_message_size``, found from the frame
+  header, before any of its payload is buffered.
+
+:func:`encode_frame` and :func:`encode_close` build the (unmasked) frames a
+server sends.  Every transport (gevent pywsgi, gevent-websocket, uWSGI) uses
+this one codec, so close codes and text/binary types are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import struct
+from typing import Iterator, List, Optional, Union
+
+__all__ = [
+    "OP_CONT", "OP_TEXT", "OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG",
+    "Message", "Ping", "Pong", "Close", "ProtocolError", "FrameParser",
+    "encode_frame", "encode_close", "encode_message", "is_valid_close_code",
+]
+
+OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
+OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
+_DATA_OPCODES = (OP_CONT, OP_TEXT, OP_BINARY)
+_CONTROL_OPCODES = (OP_CLOSE, OP_PING, OP_PONG)
+
+#: Close codes a peer may send (RFC 6455 7.4 and the IANA registry);
+#: 1004-1006 and 1015 are reserved, 3000-4999 belong to libraries and apps.
+_VALID_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014))
+
+
+def is_valid_close_code(code: int) -> bool:
+    return code in _VALID_CLOSE_CODES or 3000 <= code <= 4999
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    """A whole data message; ``text`` says it came in text frames (valid UTF-8)."""
+
+    data: bytes
+    text: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Ping:
+    payload: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class Pong:
+    payload: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class Close:
+    """A close frame from the peer; ``code`` is 1005 when it carried none."""
+
+    code: int
+    reason: str
+
+
+Event = Union[Message, Ping, Pong, Close]
+
+
+class ProtocolError(Exception):
+    """The peer broke the protocol; close the connection with ``code``."""
+
+    def __init__(self, code: int, reason: str):
+        super().__init__(f"{code} {reason}")
+        self.code = code
+        self.reason = reason
+
+
+def _unmask(payload: bytes, mask: bytes) -> bytes:
+    if not payload:
+        return b""
+    # XOR as one big integer: much faster in CPython than a per-byte loop.
+    n = len(payload)
+    key = (mask * (n // 4 + 1))[:n]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+
+
+class FrameParser:
+    """Turns the client's bytes into events; see the module docstring for the errors.
+
+    ``max_message_size`` is in bytes, for a whole (reassembled) message;
+    ``None`` means no limit.
+    """
+
+    def __init__(self, max_message_size: Optional[int] = 64 * 1024):
+        self.max_message_size = max_message_size
+        self._buffer = bytearray()
+        self._fragments: List[bytes] = []
+        self._fragment_opcode: Optional[int] = None
+        self._fragment_size = 0
+        self._utf8 = None  # incremental decoder of the text message under way
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    def events(self) -> Iterator[Event]:
+        """Yield every complete event in what was fed so far."""
+        while True:
+            event = self._next_event()
+            if event is None:
+                return
+            if event is not _CONTINUE:
+                yield event
+
+    def _next_event(self):
+        buf = self._buffer
+        if len(buf) < 2:
+            return None
+        first, second = buf[0], buf[1]
+        fin, opcode = first & 0x80, first & 0x0F
+        if first & 0x70:
+            raise ProtocolError(1002, "reserved bits set without a negotiated extension")
+        if not second & 0x80:
+            raise ProtocolError(1002, "client frames must be masked")
+        length, offset = second & 0x7F, 2
+        if opcode in _CONTROL_OPCODES:
+            if not fin:
+                raise ProtocolError(1002, "fragmented control frame")
+            if length > 125:
+                raise ProtocolError(1002, "control frame payload longer than 125 bytes")
+        elif opcode not in _DATA_OPCODES:
+            raise ProtocolError(1002, f"unknown opcode {opcode}")
+        if length == 126:
+            if len(buf) < 4:
+                return None
+            (length,) = struct.unpack_from("!H", buf, 2)
+            offset = 4
+        elif length == 127:
+            if len(buf) < 10:
+                return None
+            (length,) = struct.unpack_from("!Q", buf, 2)
+            if length >> 63:
+                raise ProtocolError(1002, "frame length has its most significant bit set")
+            offset = 10
+        if opcode in _DATA_OPCODES:
+            self._check_data_frame(opcode, length)
+        end = offset + 4 + length
+        if len(buf) < end:
+            return None
+        payload = _unmask(bytes(buf[offset + 4:end]), bytes(buf[offset:offset + 4]))
+        del buf[:end]
+        if opcode == OP_PING:
+            return Ping(payload)
+        if opcode == OP_PONG:
+            return Pong(payload)
+        if opcode == OP_CLOSE:
+            return _parse_close(payload)
+        return self._data_frame(opcode, bool(fin), payload)
+
+    def _check_data_frame(self, opcode: int, length: int) -> None:
+        if opcode == OP_CONT and self._fragment_opcode is None:
+            raise ProtocolError(1002, "continuation frame without a message to continue")
+        if opcode != OP_CONT and self._fragment_opcode is not None:
+            raise ProtocolError(1002, "new message before the fragmented one ended")
+        if self.max_message_size is not None and self._fragment_size + length > self.max_message_size:
+            raise ProtocolError(1009, f"message larger than {self.max_message_size} bytes")
+
+    def _data_frame(self, opcode: int, fin: bool, payload: bytes):
+        if opcode != OP_CONT:
+            self._fragment_opcode = opcode
+            if opcode == OP_TEXT:
+                self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        if self._utf8 is not None:
+            try:
+                self._utf8.decode(payload, final=fin)
+            except UnicodeDecodeError:
+                raise ProtocolError(1007, "text message is not valid UTF-8") from None
+        self._fragments.append(payload)
+        self._fragment_size += len(payload)
+        if not fin:
+            return _CONTINUE
+        data = self._fragments[0] if len(self._fragments) == 1 else b"".join(self._fragments)
+        message = Message(data, self._fragment_opcode == OP_TEXT)
+        self._fragments, self._fragment_opcode, self._fragment_size, self._utf8 = [], None, 0, None
+        return message
+
+
+_CONTINUE = object()
+
+
+def _parse_close(payload: bytes) -> Close:
+    if not payload:
+        return Close(1005, "")
+    if len(payload) == 1:
+        raise ProtocolError(1002, "close frame with a one-byte payload")
+    (code,) = struct.unpack_from("!H", payload)
+    if not is_valid_close_code(code):
+        raise ProtocolError(1002, f"invalid close code {code}")
+    try:
+        reason = payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(1007, "close reason is not valid UTF-8") from None
+    return Close(code, reason)
+
+
+def encode_frame(opcode: int, payload: bytes = b"") -> bytes:
+    """One unmasked, final frame."""
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x80 | opcode, n)
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", 0x80 | opcode, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x80 | opcode, 127, n)
+    return header + payload
+
+
+def encode_message(payload: Union[bytes, str]) -> bytes:
+    """A text frame if ``payload`` is a ``str`` or valid UTF-8, else a binary frame."""
+    if isinstance(payload, str):
+        return encode_frame(OP_TEXT, payload.encode("utf-8"))
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return encode_frame(OP_BINARY, payload)
+    return encode_frame(OP_TEXT, payload)
+
+
+def encode_close(code: int = 1000, reason: str = "") -> bytes:
+    """A close frame; 1005 (no status) gives an empty payload; the reason is cut to fit 125 bytes."""
+    if code == 1005:
+        return encode_frame(OP_CLOSE)
+    data = reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
+    return encode_frame(OP_CLOSE, struct.pack("!H", code) + data)

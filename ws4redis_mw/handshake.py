@@ -1,0 +1,124 @@
+"""The opening handshake: what a websocket request asks for, and refusals.
+
+:func:`parse` reads a request under ``WEBSOCKET_URL`` (with werkzeug) and
+either returns a :class:`Handshake` or raises :class:`Refusal`, which carries
+the HTTP status to answer with before the upgrade, and the close code to use
+where the server had already upgraded the connection (gevent-websocket).
+
+Statuses: 426 for a plain HTTP request to the websocket prefix or an
+unsupported ``Sec-WebSocket-Version``; 405 for a method other than GET; 400
+for a malformed handshake or facility name; 403 for a forbidden origin or
+channel; 503 while Redis is unavailable; 501 for a server that cannot hand
+the connection over.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import hashlib
+import logging
+from typing import List, Optional, Tuple
+from urllib.parse import urlsplit
+
+from werkzeug.wrappers import Request, Response
+
+from .channels import InvalidFacility, validate_facility
+
+__all__ = ["Handshake", "Refusal", "is_websocket_request", "parse", "accept_headers"]
+
+logger = logging.getLogger("ws4redis_mw.handshake")
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+#: The close code that stands for each refusal once the connection is upgraded.
+_CLOSE_CODES = {400: 1008, 403: 1008, 404: 1008, 426: 1002, 501: 1011, 503: 1013}
+
+
+class Refusal(Exception):
+    """The handshake is refused: answer ``status`` with ``reason`` as the body."""
+
+    def __init__(self, status: int, reason: str, headers: Optional[List[Tuple[str, str]]] = None):
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.headers = headers or []
+
+    @property
+    def close_code(self) -> int:
+        return _CLOSE_CODES.get(self.status, 1011)
+
+    def response(self) -> Response:
+        headers = list(self.headers)
+        if self.status == 503:
+            headers.append(("Retry-After", "5"))
+        return Response(self.reason + "\n", status=self.status, headers=headers, mimetype="text/plain")
+
+
+@dataclasses.dataclass(frozen=True)
+class Handshake:
+    facility: str
+    flags: List[str]  # every query key, in order, unknown ones included
+    key: str
+    echo: bool
+
+
+def is_websocket_request(request: Request) -> bool:
+    connection = {token.strip().lower() for token in request.headers.get("Connection", "").split(",")}
+    return request.headers.get("Upgrade", "").lower() == "websocket" and "upgrade" in connection
+
+
+def parse(request: Request, websocket_url: str, *, upgraded: bool = False) -> Handshake:
+    """Check the handshake of ``request``; ``upgraded``: the server already did the HTTP part."""
+    if not upgraded:
+        _check_http(request)
+    facility = request.path[len(websocket_url):] if request.path.startswith(websocket_url) else ""
+    try:
+        validate_facility(facility)
+    except InvalidFacility as exc:
+        raise Refusal(400, f"invalid facility name: {exc}") from None
+    flags = list(request.args.keys())
+    return Handshake(facility=facility, flags=flags, key=request.headers.get("Sec-WebSocket-Key", ""), echo="echo" in flags)
+
+
+def _check_http(request: Request) -> None:
+    if not is_websocket_request(request):
+        raise Refusal(426, "this URL serves websockets only: send a websocket upgrade request",
+                      [("Upgrade", "websocket"), ("Connection", "Upgrade")])
+    if request.method != "GET":
+        raise Refusal(405, "a websocket handshake must use GET", [("Allow", "GET")])
+    if request.environ.get("SERVER_PROTOCOL") == "HTTP/1.0":
+        raise Refusal(400, "a websocket handshake needs HTTP/1.1")
+    if request.headers.get("Sec-WebSocket-Version", "").strip() != "13":
+        raise Refusal(426, "unsupported Sec-WebSocket-Version: only 13 is spoken", [("Sec-WebSocket-Version", "13")])
+    key = request.headers.get("Sec-WebSocket-Key", "")
+    try:
+        if len(base64.b64decode(key.encode("ascii"), validate=True)) != 16:
+            raise ValueError
+    except (ValueError, binascii.Error, UnicodeEncodeError):
+        raise Refusal(400, "missing or malformed Sec-WebSocket-Key") from None
+
+
+def check_origin(request: Request, allowed_origins: Optional[list]) -> None:
+    """Refuse (403) a browser's cross-site request; see ``WS4REDIS_ALLOWED_ORIGINS``."""
+    origin = request.headers.get("Origin")
+    if origin is None or (allowed_origins is not None and ("*" in allowed_origins or origin in allowed_origins)):
+        return
+    if allowed_origins is None:
+        from django.conf import settings
+        from django.http.request import split_domain_port, validate_host
+
+        host, _port = split_domain_port(urlsplit(origin).netloc)
+        allowed_hosts = settings.ALLOWED_HOSTS
+        if settings.DEBUG and not allowed_hosts:
+            allowed_hosts = [".localhost", "127.0.0.1", "[::1]"]
+        if host and validate_host(host, allowed_hosts):
+            return
+    raise Refusal(403, f"origin {origin} is not allowed")
+
+
+def accept_headers(key: str) -> List[Tuple[str, str]]:
+    """The headers of the 101 answer to ``Sec-WebSocket-Key: key``."""
+    accept = base64.b64encode(hashlib.sha1(key.encode("ascii") + _GUID).digest()).decode("ascii")
+    return [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept)]

@@ -1,0 +1,135 @@
+"""The WSGI middleware: websockets under ``WEBSOCKET_URL``, everything else to Django.
+
+How the pieces fit, for one websocket::
+
+    WebSocketMiddleware            this module: dispatch on the path prefix
+      handshake.parse              werkzeug reads path, query, headers; Refusal -> 4xx/5xx
+      audience.django_request      session and user from the cookie; allowed flags
+      subscriber                   flags -> channel names (ws4redis's key layout)
+      hub.attach                   the process's shared Redis subscription
+      transports.accept            the server's raw connection after the 101
+      websocket.WebSocket.run      frames <-> bridge.Bridge <-> hub, until closed
+
+A request whose path does not start with ``WEBSOCKET_URL`` is passed to the
+wrapped application untouched: environ in, its iterable out, ``close()``
+honoured by the server as usual.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any, Callable, Iterable, Optional
+
+from werkzeug.wrappers import Request
+
+from . import audience, handshake, transports
+from .bridge import Bridge
+from .channels import PUBLISH_FLAGS, SUBSCRIBE_FLAGS
+from .handshake import Refusal
+from .hub import RedisUnavailable, get_hub
+from .settings import Settings, import_string_or_callable, load
+from .websocket import WebSocket
+
+__all__ = ["WebSocketMiddleware"]
+
+logger = logging.getLogger("ws4redis_mw")
+
+_ids = itertools.count(1)
+
+
+class WebSocketMiddleware:
+    """Wrap a WSGI application (Django's) and serve websockets under ``WEBSOCKET_URL``.
+
+    ``settings`` defaults to what :func:`ws4redis_mw.settings.load` reads from
+    Django on the first request.
+    """
+
+    def __init__(self, app: Callable, settings: Optional[Settings] = None):
+        self.app = app
+        self._settings = settings
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load()
+        return self._settings
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if not environ.get("PATH_INFO", "").startswith(self.settings.websocket_url):
+            return self.app(environ, start_response)
+        return self._serve_websocket(environ, start_response)
+
+    def _serve_websocket(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        settings = self.settings
+        request = Request(environ)
+        upgraded = transports.already_upgraded(environ)
+        name = f"ws#{next(_ids)} {request.path}"
+        try:
+            shake = handshake.parse(request, settings.websocket_url, upgraded=upgraded)
+            transports.check_supported(environ)
+            handshake.check_origin(request, settings.allowed_origins)
+            socket, kept = self._open(environ, shake, settings, name)
+        except transports.NotSupported as exc:
+            return self._refuse(Refusal(501, str(exc)), environ, start_response, upgraded, name)
+        except Refusal as refusal:
+            return self._refuse(refusal, environ, start_response, upgraded, name)
+        try:
+            transport = transports.accept(environ, start_response, handshake.accept_headers(shake.key))
+        except BaseException:
+            socket.hub.detach(socket)
+            raise
+        logger.debug("%s: open (subscribe %s, publish %s)", name, socket.bridge.subscriptions, socket.bridge.publishers)
+        socket.run(transport, kept)
+        logger.debug("%s: closed", name)
+        return []
+
+    def _open(self, environ: dict, shake: handshake.Handshake, settings: Settings, name: str):
+        """Work out the socket's channels and attach it to the hub, before the 101."""
+        request = audience.django_request(environ, settings)
+        asked = [flag for flag in shake.flags if flag in SUBSCRIBE_FLAGS or flag in PUBLISH_FLAGS]
+        allowed = set(audience.allowed_flags(request, asked, settings))
+        subscriber = import_string_or_callable(settings.subscriber)()
+        subscriber.set_pubsub_channels(request, [f for f in asked if f in allowed], shake.facility)
+        subscriptions, publishers = subscriber.subscriptions, subscriber.publishers
+        if asked and not subscriptions and not publishers:
+            raise Refusal(403, f"none of the requested channels is allowed: {', '.join(asked)}")
+        refused = [flag for flag in asked if flag not in allowed]
+        if refused:
+            logger.info("%s: flags not allowed, ignored: %s", name, ", ".join(refused))
+        bridge = Bridge(
+            subscriptions=subscriptions,
+            publishers=publishers,
+            echo=shake.echo,
+            heartbeat=settings.heartbeat,
+            max_pending=settings.max_pending,
+        )
+        hub = get_hub(settings.connection)
+        socket = WebSocket(
+            bridge,
+            hub,
+            max_message_size=settings.max_message_size,
+            heartbeat_interval=settings.heartbeat_interval if settings.heartbeat else None,
+            expire=settings.expire,
+            name=name,
+        )
+        try:
+            kept = hub.attach(socket, subscriptions)
+        except RedisUnavailable as exc:
+            raise Refusal(503, f"Redis is unavailable, try again later ({exc})") from None
+        return socket, kept
+
+    def _refuse(self, refusal: Refusal, environ: dict, start_response: Callable, upgraded: bool, name: str) -> Any:
+        logger.warning("%s: refused: %d %s", name, refusal.status, refusal.reason)
+        if not upgraded:
+            return refusal.response()(environ, start_response)
+        # The server already sent the 101: say it with a close frame instead.
+        from . import frames
+
+        transport = transports.accept(environ, start_response, [])
+        try:
+            transport.send(frames.encode_close(refusal.close_code, refusal.reason))
+        except OSError:
+            pass
+        transport.close()
+        return []

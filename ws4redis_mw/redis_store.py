@@ -1,0 +1,175 @@
+"""Messages, audiences and the publishing side of a channel (ws4redis's API).
+
+:class:`RedisMessage` and :data:`SELF` keep the meaning they have in
+django-websocket-redis.  :class:`RedisStore` turns an audience
+(``broadcast``, ``users``, ``groups``, ``sessions``, where :data:`SELF` stands
+for the requesting user, their groups or their session) into channel names,
+and publishes a message to them, keeping it for ``expire`` seconds, in one
+round trip to Redis.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Iterable, List, Optional
+
+from . import channels as _channels
+
+__all__ = ["RedisMessage", "SELF", "RedisStore", "GROUPS_SESSION_KEY"]
+
+#: The session key under which the login signal keeps the user's group names,
+#: so that the websocket path never asks the database for them.
+GROUPS_SESSION_KEY = "ws4redis:memberof"
+
+
+class _SelfType:
+    """Stands for the requesting user, their groups or their session."""
+
+    def __repr__(self) -> str:
+        return "SELF"
+
+
+SELF = _SelfType()
+
+
+class RedisMessage(bytes):
+    """A message as bytes; a ``str`` is encoded as UTF-8.
+
+    As in ws4redis, the heartbeat string and a Redis reply that is not a
+    ``message`` give a false value (``None``), so ``if RedisMessage(x):`` filters
+    them out.
+    """
+
+    def __new__(cls, value: Any) -> Optional["RedisMessage"]:  # type: ignore[misc]
+        from .settings import load
+
+        heartbeat = _heartbeat_bytes(load)
+        if isinstance(value, list):
+            if len(value) >= 3 and value[0] in (b"message", "message"):
+                value = value[2]
+            else:
+                return None
+        if isinstance(value, str):
+            value = value.encode("utf-8")
+        if not isinstance(value, (bytes, bytearray)):
+            raise TypeError(f"a RedisMessage is made of str or bytes, not {type(value).__name__}")
+        if heartbeat is not None and value == heartbeat:
+            return None
+        return super().__new__(cls, value)
+
+
+def _heartbeat_bytes(load) -> Optional[bytes]:
+    try:
+        heartbeat = load().heartbeat
+    except Exception:  # settings not configured: no heartbeat to filter
+        return None
+    return heartbeat.encode("utf-8") if heartbeat else None
+
+
+def _is_authenticated(request: Any) -> bool:
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated)
+
+
+def _replace_self(members: Iterable, own: List[str]) -> List[str]:
+    result: List[str] = []
+    for member in members:
+        if member is SELF:
+            result.extend(own)
+        else:
+            result.append(str(member))
+    return result
+
+
+def own_users(request: Any) -> List[str]:
+    """The requesting user's name as a one-element list, or ``[]`` if anonymous."""
+    return [request.user.get_username()] if _is_authenticated(request) else []
+
+
+def own_groups(request: Any) -> List[str]:
+    """The group names kept in the session at login, or ``[]``."""
+    session = getattr(request, "session", None)
+    if not _is_authenticated(request) or session is None:
+        return []
+    return list(session.get(GROUPS_SESSION_KEY, []))
+
+
+def own_sessions(request: Any) -> List[str]:
+    """The request's session key as a one-element list, or ``[]``."""
+    session = getattr(request, "session", None)
+    key = getattr(session, "session_key", None) if session is not None else None
+    return [key] if key else []
+
+
+_OWN = {"user": own_users, "group": own_groups, "session": own_sessions}
+
+
+class RedisStore:
+    """Publishes to a set of channels; the base of the publisher and subscriber."""
+
+    def __init__(self, connection: Any, *, prefix: Optional[str] = None, expire: Optional[int] = None):
+        from .settings import load
+
+        settings = load()
+        self._connection = connection
+        self._prefix = settings.prefix if prefix is None else prefix
+        self._expire = settings.expire if expire is None else expire
+        self._publishers: set = set()
+
+    @staticmethod
+    def get_prefix() -> str:
+        from .settings import load
+
+        return _channels.key_prefix(load().prefix)
+
+    def publish_message(self, message: RedisMessage, expire: Optional[int] = None) -> None:
+        """Publish ``message`` to this store's channels and keep it ``expire`` seconds.
+
+        ``expire`` defaults to ``WS4REDIS_EXPIRE``; 0 keeps nothing.
+        """
+        if expire is None:
+            expire = self._expire
+        if not isinstance(message, RedisMessage):
+            raise ValueError("message object is not of type RedisMessage")
+        if not self._publishers:
+            return
+        pipe = self._connection.pipeline(transaction=False)
+        for channel in self._publishers:
+            pipe.publish(channel, message)
+            if expire > 0:
+                pipe.setex(channel, expire, message)
+        pipe.execute()
+
+    def _get_message_channels(
+        self,
+        request: Any = None,
+        facility: str = "{facility}",
+        broadcast: bool = False,
+        groups: Any = (),
+        users: Any = (),
+        sessions: Any = (),
+    ) -> List[str]:
+        """The channel names of ``facility`` for the given audience."""
+        if facility != "{facility}":
+            _channels.validate_facility(facility)
+        names: List[str] = []
+        if broadcast is True:
+            names.append(_channels.channel_name(self._prefix, "broadcast", facility))
+        for audience, members in (("group", groups), ("user", users), ("session", sessions)):
+            names.extend(_channels.channel_names(self._prefix, audience, facility, self._members(audience, members, request)))
+        return names
+
+    @staticmethod
+    def _members(audience: str, members: Any, request: Any) -> List[str]:
+        if isinstance(members, (list, tuple, set, frozenset)):
+            own = _OWN[audience](request) if SELF in members else []
+            return _replace_self(members, own)
+        if members is True:
+            warnings.warn(f"Wrap {audience}s=True into a list or tuple using SELF", DeprecationWarning, stacklevel=4)
+            return _OWN[audience](request)
+        if isinstance(members, str):
+            warnings.warn(f"Wrap a single {audience} into a list or tuple", DeprecationWarning, stacklevel=4)
+            return [members]
+        if members is False or members is None:
+            return []
+        raise ValueError(f"Argument `{audience}s` must be a list or tuple")

@@ -1,0 +1,245 @@
+/*!
+ * ws4redis.js -- browser client for ws4redis_mw (websockets <-> Redis pub/sub).
+ * Dependency-free. Drop-in replacement for the jQuery-based ws4redis client.
+ *
+ * LOADING
+ *   Classic script:  <script src="{% static 'ws4redis_mw/ws4redis.js' %}"></script>
+ *                    defines the global `WS4Redis` (window.WS4Redis).
+ *   ES module:       import WS4Redis from "/static/ws4redis_mw/ws4redis.mjs";
+ *                    (also `import { WS4Redis } from ...`). ws4redis.mjs is a
+ *                    three-line wrapper: `export` is a syntax error in a classic
+ *                    script, so this file stays a UMD that always sets
+ *                    globalThis.WS4Redis (and module.exports under CommonJS),
+ *                    and the .mjs imports it for its side effect and re-exports
+ *                    the global. Both routes give the very same function.
+ *
+ * USAGE
+ *   var ws4redis = WS4Redis({uri: "ws://host/ws/foobar?subscribe-broadcast&publish-broadcast",
+ *                            receive_message: function (msg) { ... },
+ *                            heartbeat_msg: "--heartbeat--"});
+ *   ws4redis.send_message("hello");  ws4redis.close();
+ *   (`new WS4Redis(...)` and `WS4Redis(...)` are equivalent.)
+ *
+ * OPTIONS (all optional except uri; times are in milliseconds)
+ *   uri                   string, required. Full ws:// or wss:// URL, including the facility
+ *                         and query, e.g. "ws://host/ws/foobar?subscribe-broadcast&echo".
+ *   connecting()          called before every connection attempt (first one and each retry).
+ *   connected()           called when a connection opens, after the send queue was flushed.
+ *   receive_message(msg)  called for every incoming frame except heartbeat replies.
+ *                         msg is a string; see decode_binary for binary frames.
+ *   disconnected(evt, retry_ms)
+ *                         called whenever a socket closes or an attempt fails. evt is the
+ *                         CloseEvent (or a look-alike {code: 1006, reason: "heartbeat timeout"});
+ *                         retry_ms is the delay before the next attempt, or null if the
+ *                         client will not reconnect.
+ *   heartbeat_msg         string, default null (no heartbeats). If set, it is sent every
+ *                         heartbeat_interval while connected; a frame equal to it is a reply
+ *                         and is never passed to receive_message.
+ *   heartbeat_interval    default 5000.
+ *   max_missed_heartbeats default 3. When that many heartbeats went out in a row without any
+ *                         frame coming back, the connection is considered dead: it is dropped
+ *                         and a reconnect is scheduled. Any incoming frame counts as a sign of
+ *                         life, not just the heartbeat reply.
+ *   reconnect             default true. false: never reconnect automatically.
+ *   backoff_base          default 500.   Delay before retry n (n = 0, 1, 2, ... consecutive
+ *   backoff_max           default 30000. failures) is random in [0, min(backoff_max,
+ *                                        backoff_base * 2^n)) ("full jitter").
+ *   stable_after          default 5000. A connection that stays open this long, or that
+ *                         receives any frame, resets the failure count n to 0.
+ *   retry_policy_close    default false. A close with code 1003 (unsupported data), 1008
+ *                         (policy violation) or 4000-4999 (application refusal) means the
+ *                         server does not want us: by default the client stops reconnecting.
+ *                         true: keep retrying, but always wait backoff_max between attempts.
+ *   queue_limit           default 1000. Messages passed to send_message() while not connected
+ *                         are queued (at most this many) and sent in order on the next open.
+ *                         When full, new messages are refused (send_message returns false).
+ *                         0 disables queueing.
+ *   decode_binary         default true. Binary frames arrive as ArrayBuffer (binaryType is
+ *                         "arraybuffer") and are decoded as UTF-8 to a string, so that
+ *                         receive_message always sees strings as with the original client.
+ *                         If the bytes are not valid UTF-8, the ArrayBuffer is passed as-is.
+ *                         false: always pass binary frames as ArrayBuffer.
+ *
+ * API (returned object)
+ *   send_message(msg)     send a string (or ArrayBuffer/Blob/typed array). Returns true if
+ *                         sent or queued, false if dropped (queue full, or after close()).
+ *   close([code, reason]) close for good: no reconnect, queue discarded. code defaults to 1000.
+ *   get_state()           readyState of the current socket (0..3), as in the original client.
+ */
+(function (root, factory) {
+	'use strict';
+	var WS4Redis = factory();
+	if (typeof module === 'object' && module && module.exports) {
+		module.exports = WS4Redis;
+	}
+	root.WS4Redis = WS4Redis;
+}(typeof globalThis !== 'undefined' ? globalThis : typeof self !== 'undefined' ? self : this, function () {
+	'use strict';
+
+	var OPEN = 1, CLOSED = 3;
+	var DEFAULTS = {
+		uri: null, connecting: null, connected: null, receive_message: null, disconnected: null,
+		heartbeat_msg: null, heartbeat_interval: 5000, max_missed_heartbeats: 3,
+		reconnect: true, backoff_base: 500, backoff_max: 30000, stable_after: 5000,
+		retry_policy_close: false, queue_limit: 1000, decode_binary: true
+	};
+
+	function is_policy_close(code) {
+		return code === 1003 || code === 1008 || (code >= 4000 && code <= 4999);
+	}
+
+	function noop() {}
+
+	function call(fn) {
+		if (typeof fn !== 'function') return;
+		try {
+			return fn.apply(null, Array.prototype.slice.call(arguments, 1));
+		} catch (err) {
+			// A throwing callback must not break the connection state machine.
+			setTimeout(function () { throw err; }, 0);
+		}
+	}
+
+	function WS4Redis(options) {
+		if (!(this instanceof WS4Redis)) return new WS4Redis(options);
+		var opts = {}, key;
+		for (key in DEFAULTS) opts[key] = DEFAULTS[key];
+		for (key in options || {}) opts[key] = options[key];
+		if (!opts.uri) throw new Error('No Websocket URI in options');
+
+		var ws = null;              // current WebSocket, or null while waiting to reconnect
+		var queue = [];             // messages waiting for an open socket
+		var failures = 0;           // consecutive failures, drives the backoff
+		var closed = false;         // set by close(): the client is finished
+		var retry_timer = null, stable_timer = null, heartbeat_timer = null;
+		var missed_heartbeats = 0;
+		var decoder = typeof TextDecoder === 'function' ? new TextDecoder('utf-8', {fatal: true}) : null;
+
+		function connect(first) {
+			retry_timer = null;
+			call(opts.connecting);
+			if (closed) return;  // connecting() may have called close()
+			var sock;
+			try {
+				sock = new WebSocket(opts.uri);
+			} catch (err) {
+				if (first) throw err;  // e.g. malformed URI: report it to the caller
+				return closed_with({code: 1006, reason: String(err), wasClean: false});
+			}
+			sock.binaryType = 'arraybuffer';
+			sock.onopen = function () { if (sock === ws) on_open(); };
+			sock.onmessage = function (evt) { if (sock === ws) on_message(evt); };
+			sock.onclose = function (evt) { if (sock === ws) closed_with(evt); };
+			// An error is always followed by a close event, handled there. The no-op
+			// handler keeps EventEmitter-based stand-ins (node's `ws`) from throwing.
+			sock.onerror = noop;
+			ws = sock;
+		}
+
+		function on_open() {
+			missed_heartbeats = 0;
+			stable_timer = setTimeout(function () { failures = 0; }, opts.stable_after);
+			if (opts.heartbeat_msg) {
+				heartbeat_timer = setInterval(send_heartbeat, opts.heartbeat_interval);
+			}
+			while (queue.length && ws && ws.readyState === OPEN) {
+				ws.send(queue.shift());
+			}
+			call(opts.connected);
+		}
+
+		function on_message(evt) {
+			var data = evt.data;
+			missed_heartbeats = 0;
+			failures = 0;
+			if (data instanceof ArrayBuffer && opts.decode_binary && decoder) {
+				try { data = decoder.decode(data); } catch (err) { /* not UTF-8: keep the bytes */ }
+			}
+			if (opts.heartbeat_msg && data === opts.heartbeat_msg) return;
+			call(opts.receive_message, data);
+		}
+
+		function send_heartbeat() {
+			if (!ws || ws.readyState !== OPEN) return;
+			if (missed_heartbeats >= opts.max_missed_heartbeats) {
+				if (typeof console !== 'undefined') console.warn('ws4redis: too many missed heartbeats, reconnecting');
+				return drop({code: 1006, reason: 'heartbeat timeout', wasClean: false});
+			}
+			missed_heartbeats++;
+			ws.send(opts.heartbeat_msg);
+		}
+
+		// Abandon the current socket without waiting for a close handshake a dead peer
+		// will never answer, and carry on as if it had closed with `evt`.
+		function drop(evt) {
+			var sock = ws;
+			ws = null;
+			if (sock) {
+				sock.onopen = sock.onmessage = sock.onclose = null;
+				sock.onerror = noop;
+				try { sock.close(); } catch (err) { /* already closing */ }
+			}
+			closed_with(evt);
+		}
+
+		// The current socket is gone (or an attempt failed): clean up, report, maybe retry.
+		function closed_with(evt) {
+			ws = null;
+			clearTimeout(stable_timer);
+			clearInterval(heartbeat_timer);
+			stable_timer = heartbeat_timer = null;
+			var delay = null;
+			if (!closed && opts.reconnect) {
+				if (!is_policy_close(evt.code)) {
+					delay = Math.random() * Math.min(opts.backoff_max, opts.backoff_base * Math.pow(2, failures));
+					failures++;
+				} else if (opts.retry_policy_close) {
+					delay = opts.backoff_max;
+				} else if (typeof console !== 'undefined') {
+					console.warn('ws4redis: server refused the connection (' + evt.code + ' ' + evt.reason + '), not reconnecting');
+				}
+			}
+			if (delay !== null) {
+				retry_timer = setTimeout(function () { connect(false); }, delay);
+			} else {
+				closed = true;  // nothing will ever send the queue now
+				queue = [];
+			}
+			call(opts.disconnected, evt, delay);
+		}
+
+		this.send_message = function (message) {
+			if (closed) return false;
+			if (ws && ws.readyState === OPEN && queue.length === 0) {
+				ws.send(message);
+				return true;
+			}
+			if (queue.length >= opts.queue_limit) return false;
+			queue.push(message);
+			return true;
+		};
+
+		this.close = function (code, reason) {
+			if (closed) return;
+			if (ws) {
+				// Throws on an invalid code, before any state changed. The close event
+				// follows later and reaches disconnected(evt, null): closed_with() sees
+				// `closed` and does not reconnect.
+				ws.close(code === undefined ? 1000 : code, reason);
+			}
+			closed = true;
+			queue = [];
+			clearTimeout(retry_timer);
+			clearInterval(heartbeat_timer);
+			retry_timer = heartbeat_timer = null;
+		};
+
+		this.get_state = function () {
+			return ws ? ws.readyState : CLOSED;
+		};
+
+		connect(true);
+	}
+
+	return WS4Redis;
+}));
