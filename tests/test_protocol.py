@@ -1,0 +1,359 @@
+"""The client protocol, end to end, against every server mode in ``SERVER_MODES``.
+
+Each test talks to a real server process over a real websocket and to a real
+redis-server; refusals are checked the way the mode can express them (an
+HTTP status before the upgrade, or a close code after it).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+TIMEOUT = 5
+
+
+def facility() -> str:
+    return "f" + uuid.uuid4().hex[:12]
+
+
+def recv(ws, timeout: float = TIMEOUT):
+    return ws.recv(timeout=timeout)
+
+
+def assert_silent(ws, timeout: float = 0.5) -> None:
+    with pytest.raises(TimeoutError):
+        ws.recv(timeout=timeout)
+
+
+def assert_closed_with(ws, code: int) -> None:
+    with pytest.raises(ConnectionClosed) as info:
+        for _ in range(10):
+            ws.recv(timeout=TIMEOUT)
+    assert info.value.rcvd is not None, "no close frame received"
+    assert info.value.rcvd.code == code, info.value.rcvd
+
+
+def assert_refused(server, connect, path: str, status: int, close_code: int, **kwargs) -> str:
+    """The handshake is refused with ``status`` (or, after an early upgrade, closed with ``close_code``)."""
+    if server.mode.refuses_after_upgrade:
+        ws = connect(path, **kwargs)
+        assert_closed_with(ws, close_code)
+        return ""
+    with pytest.raises(InvalidStatus) as info:
+        connect(path, **kwargs)
+    response = info.value.response
+    assert response.status_code == status, response
+    return response.body.decode()
+
+
+# -- plain HTTP goes to Django untouched ----------------------------------------
+
+def test_plain_request_reaches_django_with_status_and_headers(http):
+    status, headers, body = http.request("/hello")
+    assert (status, body) == (203, b"hello from django")
+    assert headers["X-Custom"] == "kept"
+
+
+def test_streaming_response_is_passed_through(http):
+    status, _, body = http.request("/stream")
+    assert status == 200 and body == b"chunk0\nchunk1\nchunk2\n"
+
+
+def test_plain_http_to_websocket_prefix_gets_426(http):
+    status, headers, body = http.request("/ws/foobar?subscribe-broadcast")
+    assert status == 426
+    assert headers["Upgrade"] == "websocket"
+    assert b"websocket" in body
+
+
+# -- broadcast, echo, heartbeat, persistence ------------------------------------
+
+def test_broadcast_from_django_reaches_every_subscriber(connect, http):
+    name = facility()
+    a = connect(f"/ws/{name}?subscribe-broadcast")
+    b = connect(f"/ws/{name}?subscribe-broadcast")
+    http.publish(name, "Hello", broadcast=True)
+    assert recv(a) == "Hello" and recv(b) == "Hello"
+
+
+def test_client_publish_reaches_other_subscribers_but_not_itself_without_echo(connect):
+    name = facility()
+    sender = connect(f"/ws/{name}?subscribe-broadcast&publish-broadcast")
+    other = connect(f"/ws/{name}?subscribe-broadcast")
+    sender.send("from sender")
+    assert recv(other) == "from sender"
+    assert_silent(sender)
+
+
+def test_echo_flag_returns_own_message(connect):
+    name = facility()
+    ws = connect(f"/ws/{name}?subscribe-broadcast&publish-broadcast&echo")
+    ws.send("echo me")
+    assert recv(ws) == "echo me"
+
+
+def test_without_echo_same_text_from_another_client_still_arrives(connect):
+    name = facility()
+    a = connect(f"/ws/{name}?subscribe-broadcast&publish-broadcast")
+    b = connect(f"/ws/{name}?subscribe-broadcast&publish-broadcast")
+    a.send("same")
+    assert recv(b) == "same"
+    b.send("same")
+    assert recv(a) == "same"
+
+
+def test_heartbeat_is_answered_and_never_published(connect):
+    name = facility()
+    ws = connect(f"/ws/{name}?subscribe-broadcast&publish-broadcast")
+    listener = connect(f"/ws/{name}?subscribe-broadcast")
+    ws.send("--heartbeat--")
+    assert recv(ws) == "--heartbeat--"
+    assert_silent(listener)
+
+
+def test_server_sends_heartbeat_when_idle(connect):
+    ws = connect(f"/ws/{facility()}?subscribe-broadcast")
+    assert recv(ws, timeout=8) == "--heartbeat--"
+
+
+def test_kept_message_is_sent_first_to_a_later_subscriber(connect, http):
+    name = facility()
+    http.publish(name, "kept for later", broadcast=True)
+    ws = connect(f"/ws/{name}?subscribe-broadcast")
+    assert recv(ws) == "kept for later"
+
+
+def test_message_published_with_expire_zero_is_not_kept(connect, http):
+    name = facility()
+    http.post_json("/publish", {"facility": name, "message": "gone", "broadcast": True, "expire": 0})
+    ws = connect(f"/ws/{name}?subscribe-broadcast")
+    assert_silent(ws)
+
+
+def test_binary_message_stays_binary(connect):
+    name = facility()
+    sender = connect(f"/ws/{name}?publish-broadcast")
+    receiver = connect(f"/ws/{name}?subscribe-broadcast")
+    sender.send(b"\xff\x00binary")
+    assert recv(receiver) == b"\xff\x00binary"
+
+
+def test_unknown_query_flags_are_ignored(connect, http):
+    name = facility()
+    ws = connect(f"/ws/{name}?subscribe-broadcast&no-such-flag&x=1")
+    http.publish(name, "still works", broadcast=True)
+    assert recv(ws) == "still works"
+
+
+# -- user, group and session audiences -----------------------------------------
+
+def test_user_message_reaches_only_that_user(connect, server):
+    from conftest import Http
+
+    alice, bob = Http(server.http), Http(server.http)
+    alice_name, bob_name = "alice" + uuid.uuid4().hex[:6], "bob" + uuid.uuid4().hex[:6]
+    alice.login(alice_name)
+    bob.login(bob_name)
+    name = facility()
+    ws_alice = connect(f"/ws/{name}?subscribe-user", cookie=alice.cookie_header())
+    ws_bob = connect(f"/ws/{name}?subscribe-user", cookie=bob.cookie_header())
+    alice.publish(name, "for alice", users=[alice_name])
+    assert recv(ws_alice) == "for alice"
+    assert_silent(ws_bob)
+
+
+def test_group_message_reaches_group_members_from_session(connect, server):
+    from conftest import Http
+
+    member, outsider = Http(server.http), Http(server.http)
+    group = "g" + uuid.uuid4().hex[:6]
+    member.login("m" + uuid.uuid4().hex[:6], groups=group)
+    outsider.login("o" + uuid.uuid4().hex[:6])
+    name = facility()
+    ws_member = connect(f"/ws/{name}?subscribe-group", cookie=member.cookie_header())
+    ws_outsider = connect(f"/ws/{name}?subscribe-group&subscribe-broadcast", cookie=outsider.cookie_header())
+    member.publish(name, "for the group", groups=[group])
+    assert recv(ws_member) == "for the group"
+    assert_silent(ws_outsider)
+
+
+def test_session_message_reaches_only_that_session(connect, server):
+    from conftest import Http
+
+    first, second = Http(server.http), Http(server.http)
+    session = first.login("s" + uuid.uuid4().hex[:6])["session"]
+    second.login("t" + uuid.uuid4().hex[:6])
+    name = facility()
+    ws_first = connect(f"/ws/{name}?subscribe-session", cookie=first.cookie_header())
+    ws_second = connect(f"/ws/{name}?subscribe-session", cookie=second.cookie_header())
+    first.publish(name, "for my session", sessions=[session])
+    assert recv(ws_first) == "for my session"
+    assert_silent(ws_second)
+
+
+def test_client_publishes_to_its_own_user_channel(connect, server):
+    from conftest import Http
+
+    user = Http(server.http)
+    user.login("p" + uuid.uuid4().hex[:6])
+    name = facility()
+    reader = connect(f"/ws/{name}?subscribe-user", cookie=user.cookie_header())
+    writer = connect(f"/ws/{name}?publish-user", cookie=user.cookie_header())
+    writer.send("note to self")
+    assert recv(reader) == "note to self"
+
+
+def test_made_up_session_cookie_gets_no_session_channel(server, connect):
+    body = assert_refused(server, connect, f"/ws/{facility()}?subscribe-session", 403, 1008, cookie="sessionid=abcdefghijklmnopqrstuvwxyz012345")
+    assert "subscribe-session" in body or server.mode.refuses_after_upgrade
+
+
+# -- refusals and bad input -----------------------------------------------------
+
+def test_anonymous_user_asking_only_for_user_channel_is_refused_403(server, connect):
+    assert_refused(server, connect, f"/ws/{facility()}?subscribe-user", 403, 1008)
+
+
+def test_forbidden_channel_is_refused_403(server, connect):
+    body = assert_refused(server, connect, "/ws/forbidden?subscribe-broadcast", 403, 1008)
+    assert "subscribe-broadcast" in body or server.mode.refuses_after_upgrade
+
+
+@pytest.mark.parametrize("bad", ["", "a:b", "a%20b", "a%09b", "x" * 256, "a%00b"])
+def test_bad_facility_name_is_refused_400(server, connect, bad):
+    body = assert_refused(server, connect, f"/ws/{bad}?subscribe-broadcast", 400, 1008)
+    assert "facility" in body or server.mode.refuses_after_upgrade
+
+
+def test_longest_facility_name_is_accepted(connect, http):
+    name = "y" * 255
+    ws = connect(f"/ws/{name}?subscribe-broadcast")
+    http.publish(name, "long", broadcast=True)
+    assert recv(ws) == "long"
+
+
+def test_foreign_origin_is_refused_403(server, connect):
+    assert_refused(server, connect, f"/ws/{facility()}?subscribe-broadcast", 403, 1008, origin="http://evil.example")
+
+
+def test_same_host_origin_is_accepted(connect):
+    connect(f"/ws/{facility()}?subscribe-broadcast", origin="http://localhost:8000")
+
+
+def test_oversized_message_closes_with_1009(connect):
+    ws = connect(f"/ws/{facility()}?publish-broadcast", max_size=None)
+    ws.send("x" * (64 * 1024 + 1))
+    assert_closed_with(ws, 1009)
+
+
+def test_message_of_exactly_the_limit_is_published(connect):
+    name = facility()
+    sender = connect(f"/ws/{name}?publish-broadcast")
+    receiver = connect(f"/ws/{name}?subscribe-broadcast", max_size=None)
+    sender.send("z" * (64 * 1024))
+    assert len(recv(receiver)) == 64 * 1024
+
+
+def test_invalid_utf8_text_closes_with_1007(server):
+    ws = raw_websocket(server, f"/ws/{facility()}?publish-broadcast")
+    ws.sendall(masked_frame(0x1, b"\xff\xfe invalid"))
+    assert read_close_code(ws) == 1007
+
+
+def test_unmasked_frame_closes_with_1002(server):
+    ws = raw_websocket(server, f"/ws/{facility()}?publish-broadcast")
+    ws.sendall(bytes([0x81, 0x02]) + b"hi")
+    assert read_close_code(ws) == 1002
+
+
+def test_oversized_frame_header_closes_before_payload_arrives(server):
+    ws = raw_websocket(server, f"/ws/{facility()}?publish-broadcast")
+    # Announce a 1 GiB frame and send none of it: the close must come anyway.
+    ws.sendall(bytes([0x82, 0xFF]) + (1 << 30).to_bytes(8, "big") + b"mask")
+    assert read_close_code(ws) == 1009
+
+
+def test_client_close_code_is_echoed(connect):
+    ws = connect(f"/ws/{facility()}?subscribe-broadcast")
+    ws.close(code=4000, reason="bye")
+    assert ws.protocol.close_rcvd.code == 4000
+
+
+def test_bad_handshake_key_is_refused_400(server):
+    if server.mode.refuses_after_upgrade:
+        pytest.skip("gevent-websocket's handler checks the handshake itself")
+    response = raw_handshake(server, "/ws/foo?subscribe-broadcast", key="not-base64!")
+    assert response.startswith(b"HTTP/1.1 400")
+
+
+def test_unsupported_version_is_refused_426(server):
+    if server.mode.refuses_after_upgrade:
+        pytest.skip("gevent-websocket's handler checks the handshake itself")
+    response = raw_handshake(server, "/ws/foo?subscribe-broadcast", version="8")
+    assert response.startswith(b"HTTP/1.1 426") and b"Sec-WebSocket-Version: 13" in response
+
+
+# -- raw-socket helpers for frames a polite client never sends ------------------
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def raw_handshake(server, path: str, key: str = KEY, version: str = "13") -> bytes:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: {version}\r\n\r\n").encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    sock.close()
+    return data
+
+
+def raw_websocket(server, path: str) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(1)
+    assert data.startswith(b"HTTP/1.1 101"), data
+    return sock
+
+
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    mask = b"\x01\x02\x03\x04"
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    assert len(payload) < 126
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked
+
+
+def read_close_code(sock: socket.socket) -> int:
+    """Read frames until a close frame; return its code."""
+    buf = b""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        while len(buf) >= 2:
+            opcode, length = buf[0] & 0x0F, buf[1] & 0x7F
+            start = 2 + (2 if length == 126 else 8 if length == 127 else 0)
+            if length >= 126:
+                if len(buf) < start:
+                    break
+                length = int.from_bytes(buf[2:start], "big")
+            if len(buf) < start + length:
+                break
+            payload, buf = buf[start:start + length], buf[start + length:]
+            if opcode == 0x8:
+                return int.from_bytes(payload[:2], "big")
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError("connection closed without a close frame")
+        buf += chunk
+    raise AssertionError("no close frame in time")
