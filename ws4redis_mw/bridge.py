@@ -15,6 +15,9 @@ Its rules, in one place:
 * Without ``echo``, a message this socket published does not come back to it:
   each publish to a channel the socket also subscribes to is remembered, and
   the first Redis message on that channel with the same bytes is swallowed.
+  With ``echo`` it comes back as the type (text or binary) it was sent as;
+  every other message is sent as text when it is valid UTF-8, else as binary
+  (Redis keeps bytes only).
 * A client whose unsent backlog reaches ``max_pending`` messages is closed
   with 1008 rather than let memory grow.
 * Close codes: the client's own code is echoed; framing errors close with the
@@ -94,8 +97,8 @@ class Bridge:
             return [Send(self._heartbeat_frame)]
         if not self.publishers:
             return []
-        if not self.echo and self._echoed_channels:
-            self._own.append(message.data)
+        if self._echoed_channels:
+            self._own.append((message.data, message.text))
         return [Publish(message.data)]
 
     def on_protocol_error(self, error: frames.ProtocolError) -> List[Action]:
@@ -105,12 +108,24 @@ class Bridge:
         """``frame`` is ``payload`` already encoded, shared by every local socket."""
         if self.closing:
             return []
-        if self._own and channel in self._echoed_channels and payload in self._own:
-            self._own.remove(payload)
-            return []
+        if self._own and channel in self._echoed_channels:
+            frame = self._own_echo(payload, frame)
+            if frame is None:
+                return []
         if self.max_pending is not None and backlog >= self.max_pending:
             return self.close(1008, "client too slow: too many messages pending")
         return [Send(frame)]
+
+    def _own_echo(self, payload: bytes, frame: bytes) -> Optional[bytes]:
+        """The frame to send for a message that may be our own: ``None`` to swallow it."""
+        for entry in self._own:
+            if entry[0] == payload:
+                self._own.remove(entry)
+                if not self.echo:
+                    return None
+                opcode = frames.OP_TEXT if entry[1] else frames.OP_BINARY
+                return frame if frame[0] & 0x0F == opcode else frames.encode_frame(opcode, payload)
+        return frame
 
     def on_idle(self) -> List[Action]:
         """Nothing was received for the heartbeat interval."""
@@ -119,8 +134,10 @@ class Bridge:
         return [Send(self._heartbeat_frame)]
 
     def on_publish_failed(self, payload: bytes) -> List[Action]:
-        if payload in self._own:
-            self._own.remove(payload)
+        for entry in self._own:
+            if entry[0] == payload:
+                self._own.remove(entry)
+                break
         return self.close(1013, "message not published: Redis is unavailable")
 
     def close(self, code: int, reason: str = "") -> List[Action]:

@@ -9,7 +9,7 @@ plain module (no pytest import) so it can be used from tests and by hand.
 Typical use from a pytest test::
 
     import pytest
-    from autobahn import autobahn_available, run_fuzzingclient, describe_failures
+    from autobahn_suite import autobahn_available, run_fuzzingclient, describe_failures
 
     ok, why = autobahn_available()
     if not ok:
@@ -22,7 +22,7 @@ Typical use from a pytest test::
 By hand (server already listening)::
 
     .ci/install-autobahn
-    python tests/autobahn.py ws://127.0.0.1:9001/ --agent echo --outdir /tmp/ab
+    python tests/autobahn_suite.py ws://127.0.0.1:9001/ --agent echo --outdir /tmp/ab
 
 What happens: a fuzzingclient spec is written to ``<outdir>/spec.json``, then
 ``wstest -m fuzzingclient -s spec.json`` runs under the Python 2.7 interpreter
