@@ -19,7 +19,8 @@ Its rules, in one place:
   every other message is sent as text when it is valid UTF-8, else as binary
   (Redis keeps bytes only).
 * A client whose unsent backlog reaches ``max_pending`` messages is closed
-  with 1008 rather than let memory grow.
+  with 1013 (try again later) rather than let memory grow; it may reconnect
+  and pick up the kept message.
 * Close codes: the client's own code is echoed; framing errors close with the
   parser's code (1002, 1007, 1009); a publish that Redis refused closes with
   1013 (try again later), so the client knows the message was not sent.
@@ -113,7 +114,7 @@ class Bridge:
             if frame is None:
                 return []
         if self.max_pending is not None and backlog >= self.max_pending:
-            return self.close(1008, "client too slow: too many messages pending")
+            return self.close(1013, "client too slow: too many messages pending")
         return [Send(frame)]
 
     def _own_echo(self, payload: bytes, frame: bytes) -> Optional[bytes]:

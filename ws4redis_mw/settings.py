@@ -45,7 +45,7 @@ class Settings:
     process_request: Any = None
     #: Largest message a client may send, in bytes (after reassembly); larger closes with 1009.
     max_message_size: int = 64 * 1024
-    #: Messages queued for one slow client before it is closed with 1008; ``None``: unbounded.
+    #: Messages queued for one slow client before it is closed with 1013; ``None``: unbounded.
     max_pending: Optional[int] = 1000
     #: Origins allowed to open websockets (``["*"]`` for any). ``None``: the
     #: Origin's host must pass Django's ``ALLOWED_HOSTS``. Requests without an
