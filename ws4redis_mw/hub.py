@@ -5,7 +5,7 @@ Design rules of this module:
 * A process has one :class:`Hub` (:func:`get_hub`), created on the first
   websocket, in the thread and gevent loop that serves the sockets.  It holds
   at most two Redis connections: one in subscribe mode, read by one greenlet,
-  and one for commands (``PUBLISH`` + ``SETEX``, ``MGET`` of kept messages),
+  and one for commands (``PUBLISH`` + ``SET EX``, ``MGET`` of kept messages),
   used under a lock.  The publisher Django code calls has its own pool.
 * A channel is subscribed in Redis while at least one local listener wants it:
   the first :meth:`Hub.attach` for a channel sends ``SUBSCRIBE`` and waits for
@@ -38,7 +38,7 @@ from redis.exceptions import RedisError, TimeoutError as RedisTimeoutError
 from . import frames
 from .connection import hub_connection
 
-__all__ = ["Listener", "Hub", "RedisUnavailable", "get_hub", "close_all_websockets"]
+__all__ = ["Listener", "Hub", "RedisUnavailable", "get_hub", "process_stats", "close_all_websockets"]
 
 logger = logging.getLogger("ws4redis_mw.hub")
 
@@ -185,7 +185,7 @@ class Hub:
         for channel in channels:
             commands.append(("PUBLISH", channel, payload))
             if expire > 0:
-                commands.append(("SETEX", channel, expire, payload))
+                commands.append(("SET", channel, payload, "EX", expire))
         if commands:
             self._command(commands)
 
@@ -305,6 +305,12 @@ def get_hub(config: Union[dict, str]) -> Hub:
         hub = _hubs[key] = Hub(config)
         hub.start()
     return hub
+
+
+def process_stats() -> List[dict]:
+    """:meth:`Hub.stats` of each hub of this process (for health checks and tests)."""
+    pid = os.getpid()
+    return [hub.stats() for key, hub in _hubs.items() if key[0] == pid]
 
 
 def close_all_websockets(code: int = 1001, reason: str = "server shutting down") -> int:

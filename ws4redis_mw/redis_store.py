@@ -137,7 +137,7 @@ class RedisStore:
         for channel in self._publishers:
             pipe.publish(channel, message)
             if expire > 0:
-                pipe.setex(channel, expire, message)
+                pipe.set(channel, message, ex=expire)
         pipe.execute()
 
     def _get_message_channels(

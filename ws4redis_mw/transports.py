@@ -16,16 +16,33 @@ every server.
   handshake cannot be refused with an HTTP status any more; refusals become
   close frames.  We read and write its handler's socket, and keep its
   ``WebSocket`` object from sending its own (code-less) close frame.
+* uWSGI with its gevent loop (``--gevent``): ``uwsgi.websocket_handshake``
+  sends the 101, then we read and write our own duplicate of the request's
+  descriptor (``uwsgi.connection_fd()``).  uWSGI's ``websocket_recv`` and
+  ``websocket_send`` are not used: they cannot tell text from binary and close
+  without a code.  When our loop ends we shut the connection down and the
+  application returns ``[]``: uWSGI has sent its headers already and writes
+  nothing more, it only logs the request (as a 101) and closes its descriptor.
+  Without the gevent loop, or behind the ``--http`` router without
+  ``--http-websockets`` (which would pass the 101 on but never the client's
+  frames), the upgrade is refused with 501 and the reason, and
+  :func:`warn_if_unsupported` says so in the log at startup.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
 import socket
 from typing import Callable, List, Optional, Tuple
 
 import gevent
+import gevent.socket
 
-__all__ = ["Transport", "NotSupported", "already_upgraded", "accept"]
+__all__ = ["Transport", "NotSupported", "server_kind", "already_upgraded", "check_supported", "accept", "warn_if_unsupported"]
+
+logger = logging.getLogger("ws4redis_mw.transports")
 
 
 class NotSupported(Exception):
@@ -102,6 +119,34 @@ class BufferedSocketTransport(Transport):
             pass
 
 
+class FdTransport(Transport):
+    """Our own gevent socket on a duplicate of a connection descriptor the server owns (uWSGI)."""
+
+    def __init__(self, fd: int):
+        # A duplicate, because uWSGI closes ``fd`` itself when the request
+        # ends: a socket object on the same number would close it a second
+        # time (when closed, or when garbage-collected), by then perhaps
+        # another connection's descriptor.  Each side closes its own.
+        self._sock = gevent.socket.socket(fileno=os.dup(fd))
+
+    def _read(self, size: int) -> bytes:
+        return self._sock.recv(size)
+
+    def send(self, data: bytes) -> None:
+        self._sock.sendall(data)
+
+    def close(self) -> None:
+        # Closing our duplicate alone would not end the connection (uWSGI's
+        # descriptor still holds it until the request is finished); shutting
+        # it down does, at once, and any later write on it fails instead of
+        # reaching the client.
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+
+
 def _socket_of(rfile) -> Optional[socket.socket]:
     return getattr(getattr(rfile, "raw", None), "_sock", None)
 
@@ -112,8 +157,36 @@ _UNSUPPORTED = (
 )
 
 
+@functools.lru_cache(maxsize=None)
+def _uwsgi_problem() -> Optional[str]:
+    """Why this uWSGI process cannot serve websockets, or ``None``; uWSGI's options are fixed per process."""
+    import uwsgi
+
+    if getattr(uwsgi, "loop", None) not in (b"gevent", "gevent"):  # bytes under Python 3
+        return ("uWSGI runs without its gevent loop: start it with --gevent N "
+                "(with threads or plain workers every websocket would hold a worker for its whole life)")
+    options = uwsgi.opt
+    if ("http" in options or "https" in options) and not options.get("http-websockets"):
+        return ("uWSGI's --http router passes the 101 on but never the client's frames unless "
+                "--http-websockets is given")
+    return None
+
+
+def warn_if_unsupported() -> None:
+    """Log, at startup, why this server cannot serve websockets (only uWSGI can tell that early)."""
+    try:
+        import uwsgi  # noqa: F401  (importable only inside a uWSGI process)
+    except ImportError:
+        return
+    problem = _uwsgi_problem()
+    if problem is not None:
+        logger.warning("websocket upgrades will be refused with 501: %s", problem)
+
+
 def server_kind(environ: dict) -> Optional[str]:
     """Which server runs this request, as far as taking over a socket goes; ``None``: one we can't use."""
+    if "uwsgi.version" in environ:
+        return "uwsgi"
     if environ.get("wsgi.websocket") is not None:
         return "gevent-websocket"
     if environ.get("SERVER_SOFTWARE", "").startswith("gevent/"):
@@ -128,8 +201,12 @@ def already_upgraded(environ: dict) -> bool:
 
 def check_supported(environ: dict) -> None:
     """Raise :class:`NotSupported` before the handshake if :func:`accept` would."""
-    if server_kind(environ) is None:
+    kind = server_kind(environ)
+    if kind is None:
         raise NotSupported(_UNSUPPORTED)
+    problem = _uwsgi_problem() if kind == "uwsgi" else None
+    if problem is not None:
+        raise NotSupported(problem)
 
 
 def accept(environ: dict, start_response: Callable, headers: List[Tuple[str, str]]) -> Transport:
@@ -145,4 +222,12 @@ def accept(environ: dict, start_response: Callable, headers: List[Tuple[str, str
         write = start_response("101 Switching Protocols", headers)
         write(b"")  # sends the status line and headers now
         return BufferedSocketTransport(rfile, write, _socket_of(rfile))
+    if kind == "uwsgi":
+        import uwsgi
+
+        # uWSGI writes its own 101 (from the same key; it also echoes Origin
+        # and any requested subprotocol); ``headers`` are ours, not needed.
+        # Both calls find the request through the current greenlet.
+        uwsgi.websocket_handshake(environ.get("HTTP_SEC_WEBSOCKET_KEY", ""))
+        return FdTransport(uwsgi.connection_fd())
     raise NotSupported(_UNSUPPORTED)

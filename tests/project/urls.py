@@ -7,4 +7,5 @@ urlpatterns = [
     path("stream", views.stream),
     path("publish", views.publish),
     path("login", views.login_view),
+    path("stats", views.stats),
 ]

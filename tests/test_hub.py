@@ -1,0 +1,172 @@
+"""The per-process Redis hub under load, abuse and a Redis restart.
+
+Each test here gets its own redis-server and server process, so that Redis'
+client and channel counts belong to that server alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+import urllib.request
+
+import psutil
+import pytest
+import websockets
+
+from conftest import start_server
+from servers import SERVER_MODES, RedisServer
+from test_protocol import KEY, masked_frame, raw_websocket, read_close_code
+
+SOCKETS = 1000
+MODES = {mode.name: mode for mode in SERVER_MODES}
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def start(mode_name, redis, workdir, **env):
+    return start_server(MODES[mode_name], redis.url, workdir, env)
+
+
+def redis_clients(redis) -> int:
+    """Clients of redis-server other than the one asking."""
+    return len(redis.client().client_list()) - 1
+
+
+def stats(server) -> dict:
+    with urllib.request.urlopen(server.http + "/stats", timeout=10) as response:
+        return json.loads(response.read())
+
+
+def worker_rss(server) -> int:
+    return psutil.Process(server.pids()[-1]).memory_info().rss
+
+
+async def open_many(url: str, count: int):
+    sockets = []
+    for start_at in range(0, count, 100):
+        batch = await asyncio.gather(*(websockets.connect(url, open_timeout=20, ping_interval=None) for _ in range(min(100, count - start_at))))
+        sockets.extend(batch)
+    return sockets
+
+
+def test_thousand_sockets_share_at_most_three_redis_connections(own_redis, django_setup, workdir, capsys):
+    server = start("pywsgi", own_redis, workdir, WS4REDIS_TEST_HEARTBEAT="")
+    try:
+        baseline = worker_rss(server)
+
+        async def scenario():
+            sockets = await open_many(f"{server.ws}/ws/crowd?subscribe-broadcast&publish-broadcast", SOCKETS)
+            clients = redis_clients(own_redis)
+            rss = worker_rss(server)
+            own_redis.client().publish("broadcast:crowd", "to all")
+            received = await asyncio.gather(*(ws.recv() for ws in sockets))
+            await asyncio.gather(*(ws.close() for ws in sockets))
+            return clients, rss, received
+
+        clients, rss, received = asyncio.run(scenario())
+        per_socket = (rss - baseline) / SOCKETS
+        with capsys.disabled():
+            print(f"\n{SOCKETS} sockets: {clients} Redis clients, RSS {baseline >> 10} -> {rss >> 10} KiB, {per_socket / 1024:.1f} KiB per socket")
+        assert clients <= 3
+        assert received == ["to all"] * SOCKETS
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("mode_name", ["pywsgi", "gunicorn-geventwebsocket"])
+def test_abused_sockets_leave_no_greenlet_subscription_or_connection_behind(mode_name, own_redis, django_setup, workdir):
+    server = start(mode_name, own_redis, workdir, WS4REDIS_TEST_HEARTBEAT="")
+    try:
+        before = stats(server)
+        for round_ in range(20):
+            abuse_once(server, round_)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            after = stats(server)
+            if after["greenlets"] <= before["greenlets"] and not own_redis.client().pubsub_channels():
+                break
+            time.sleep(0.2)
+        assert after["hubs"][0]["listeners"] == 0 and after["hubs"][0]["channels"] == 0, after
+        assert own_redis.client().pubsub_channels() == []
+        assert after["greenlets"] <= before["greenlets"], (before, after)
+        assert redis_clients(own_redis) <= 3
+        assert server.proc.poll() is None
+    finally:
+        server.stop()
+
+
+def abuse_once(server, round_: int) -> None:
+    path = f"/ws/abuse{round_}?subscribe-broadcast&publish-broadcast"
+    # A text frame that is not UTF-8, an unmasked frame, an announced 1 GiB frame.
+    for bad in (masked_frame(0x1, b"\xff"), bytes([0x81, 0x01]) + b"x", bytes([0x82, 0xFF]) + (1 << 30).to_bytes(8, "big") + b"mask"):
+        sock = raw_websocket(server, path)
+        sock.sendall(bad)
+        assert read_close_code(sock) in (1002, 1007, 1009)
+        sock.close()
+    # Vanishing mid-frame, and vanishing without a close frame.
+    sock = raw_websocket(server, path)
+    sock.sendall(masked_frame(0x1, b"hello")[:4])
+    sock.close()
+    sock = raw_websocket(server, path)
+    sock.close()
+    # A bad facility and a half-written handshake.
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    sock.sendall(f"GET /ws/a:b?subscribe-broadcast HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    sock.recv(4096)
+    sock.close()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    sock.sendall(b"GET /ws/half HTTP/1.1\r\nUpgrade: websocket\r\n")
+    sock.close()
+
+
+@pytest.mark.parametrize("mode_name", list(MODES))
+def test_sockets_survive_a_redis_restart_and_receive_afterwards(mode_name, own_redis, django_setup, workdir):
+    from websockets.sync.client import connect
+
+    server = start(mode_name, own_redis, workdir, WS4REDIS_TEST_HEARTBEAT="")
+    try:
+        ws = connect(f"{server.ws}/ws/restart?subscribe-broadcast", open_timeout=5)
+        own_redis.stop()
+        # While Redis is down: the open socket stays open, a new one is refused clearly.
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=1)
+        refused_promptly(server, MODES[mode_name].refuses_after_upgrade)
+        own_redis.start()
+        deadline = time.monotonic() + 15
+        got = None
+        while got is None and time.monotonic() < deadline:
+            own_redis.client().publish("broadcast:restart", "after restart")
+            try:
+                got = ws.recv(timeout=0.5)
+            except TimeoutError:
+                pass
+        assert got == "after restart"
+        ws.close()
+    finally:
+        server.stop()
+
+
+def refused_promptly(server, after_upgrade: bool) -> None:
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+    from websockets.sync.client import connect
+
+    started = time.monotonic()
+    if after_upgrade:
+        ws = connect(f"{server.ws}/ws/down?subscribe-broadcast", open_timeout=10)
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=10)
+        assert info.value.rcvd.code == 1013
+    else:
+        with pytest.raises(InvalidStatus) as info:
+            connect(f"{server.ws}/ws/down?subscribe-broadcast", open_timeout=10)
+        assert info.value.response.status_code == 503
+    assert time.monotonic() - started < 8

@@ -1,0 +1,107 @@
+"""The publisher API Django code calls, against a real redis-server."""
+
+from __future__ import annotations
+
+import uuid
+from types import SimpleNamespace
+
+import pytest
+
+
+@pytest.fixture
+def redis(django_setup, redis_server):
+    return redis_server.client()
+
+
+def fake_request(username="john", groups=("admins",), session_key="s3ss10nk3y"):
+    """A stand-in for an authenticated request: user, session with groups."""
+    user = SimpleNamespace(is_authenticated=True, get_username=lambda: username)
+    session = {"ws4redis:memberof": list(groups)}
+    return SimpleNamespace(user=user, session=SimpleNamespace(session_key=session_key, get=session.get))
+
+
+def name():
+    return "p" + uuid.uuid4().hex[:10]
+
+
+def test_publish_reaches_a_subscriber_and_is_kept_with_expire(redis):
+    from ws4redis_mw import RedisMessage, RedisPublisher
+
+    facility = name()
+    pubsub = redis.pubsub()
+    pubsub.subscribe(f"broadcast:{facility}")
+    pubsub.get_message(timeout=1)
+    RedisPublisher(facility=facility, broadcast=True).publish_message(RedisMessage("Hello"), expire=30)
+    assert pubsub.get_message(timeout=2)["data"] == b"Hello"
+    assert redis.get(f"broadcast:{facility}") == b"Hello"
+    assert 0 < redis.ttl(f"broadcast:{facility}") <= 30
+
+
+def test_expire_zero_publishes_without_keeping(redis):
+    from ws4redis_mw import RedisMessage, RedisPublisher
+
+    facility = name()
+    RedisPublisher(facility=facility, broadcast=True).publish_message(RedisMessage("x"), expire=0)
+    assert redis.get(f"broadcast:{facility}") is None
+
+
+def test_self_stands_for_the_requests_user_groups_and_session(redis):
+    from ws4redis_mw import SELF, RedisPublisher
+
+    publisher = RedisPublisher(facility="chat", users=[SELF, "mary"], groups=[SELF], sessions=[SELF], request=fake_request())
+    assert sorted(publisher._publishers) == sorted([
+        "user:john:chat", "user:mary:chat", "group:admins:chat", "session:s3ss10nk3y:chat",
+    ])
+
+
+def test_fetch_message_prefers_session_then_user_then_group_then_broadcast(redis):
+    from ws4redis_mw import RedisMessage, RedisPublisher
+
+    facility = name()
+    request = fake_request()
+    RedisPublisher(facility=facility, broadcast=True).publish_message(RedisMessage("b"))
+    publisher = RedisPublisher()
+    assert publisher.fetch_message(request, facility) == b"b"
+    RedisPublisher(facility=facility, groups=["admins"]).publish_message(RedisMessage("g"))
+    assert publisher.fetch_message(request, facility) == b"g"
+    RedisPublisher(facility=facility, users=["john"]).publish_message(RedisMessage("u"))
+    assert publisher.fetch_message(request, facility) == b"u"
+    RedisPublisher(facility=facility, sessions=["s3ss10nk3y"]).publish_message(RedisMessage("s"))
+    assert publisher.fetch_message(request, facility) == b"s"
+    assert publisher.fetch_message(request, facility, audience="broadcast") == b"b"
+
+
+def test_facility_with_colon_is_refused_by_the_publisher(redis):
+    from ws4redis_mw import RedisPublisher
+    from ws4redis_mw.channels import InvalidFacility
+
+    with pytest.raises(InvalidFacility):
+        RedisPublisher(facility="a:b", broadcast=True)
+
+
+def test_redis_message_filters_heartbeat_and_non_messages(django_setup):
+    from ws4redis_mw import RedisMessage
+
+    assert RedisMessage("--heartbeat--") is None
+    assert RedisMessage([b"subscribe", b"chan", 1]) is None
+    assert RedisMessage([b"message", b"chan", b"data"]) == b"data"
+    assert RedisMessage("é") == "é".encode()
+    with pytest.raises(ValueError):
+        from ws4redis_mw import RedisPublisher
+
+        RedisPublisher(facility="x", broadcast=True).publish_message("not a RedisMessage")
+
+
+def test_publish_needs_a_list_of_users(django_setup):
+    from ws4redis_mw import RedisPublisher
+
+    with pytest.raises(ValueError):
+        RedisPublisher(facility="x", users=42)
+
+
+def test_connection_setting_accepts_a_url_or_a_dict():
+    from ws4redis_mw.connection import connection_kwargs
+
+    assert connection_kwargs("redis://:pw@h:7000/3") == {"host": "h", "port": 7000, "db": 3, "password": "pw"}
+    assert connection_kwargs("unix:///run/redis.sock?db=2")["path"] == "/run/redis.sock"
+    assert connection_kwargs({"host": "h", "port": 1, "db": 0, "password": None}) == {"host": "h", "port": 1, "db": 0, "password": None}
