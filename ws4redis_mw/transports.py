@@ -102,7 +102,11 @@ class BufferedSocketTransport(Transport):
         self._sock = sock
 
     def _read(self, size: int) -> bytes:
-        return self._rfile.read1(size)
+        # Wait with peek(), which fills the reader's own buffer: read1(size)
+        # on an empty buffer would allocate ``size`` bytes up front and hold
+        # them for as long as the socket stays idle (64 KiB per socket).
+        available = self._rfile.peek(1)
+        return self._rfile.read1(min(size, len(available))) if available else b""
 
     def close(self) -> None:
         # Shut the socket down so the client sees the end now, and close the
