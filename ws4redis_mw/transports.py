@@ -93,66 +93,65 @@ class Transport:
         raise NotImplementedError
 
 
-class BufferedSocketTransport(Transport):
-    """A buffered reader plus a write function over one socket."""
+class SocketTransport(Transport):
+    """A gevent socket, plus any bytes the server had read past the handshake."""
 
-    def __init__(self, rfile, write: Callable[[bytes], None], sock: Optional[socket.socket]):
-        self._rfile = rfile
-        self.send = write  # type: ignore[assignment]
+    def __init__(self, sock: socket.socket, pending: bytes = b""):
         self._sock = sock
+        self._pending = pending
 
     def _read(self, size: int) -> bytes:
-        # Wait with peek(), which fills the reader's own buffer: read1(size)
-        # on an empty buffer would allocate ``size`` bytes up front and hold
-        # them for as long as the socket stays idle (64 KiB per socket).
-        available = self._rfile.peek(1)
-        return self._rfile.read1(min(size, len(available))) if available else b""
-
-    def close(self) -> None:
-        # Shut the socket down so the client sees the end now, and close the
-        # reader so the server's keep-alive loop stops instead of parsing
-        # websocket bytes as a new HTTP request.
-        if self._sock is not None:
-            try:
-                self._sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        try:
-            self._rfile.close()
-        except OSError:
-            pass
-
-
-class FdTransport(Transport):
-    """Our own gevent socket on a duplicate of a connection descriptor the server owns (uWSGI)."""
-
-    def __init__(self, fd: int):
-        # A duplicate, because uWSGI closes ``fd`` itself when the request
-        # ends: a socket object on the same number would close it a second
-        # time (when closed, or when garbage-collected), by then perhaps
-        # another connection's descriptor.  Each side closes its own.
-        self._sock = gevent.socket.socket(fileno=os.dup(fd))
-
-    def _read(self, size: int) -> bytes:
+        if self._pending:
+            data, self._pending = self._pending, b""
+            return data
+        # recv() allocates its buffer only once data is there, so an idle
+        # socket holds no read buffer while it waits.
         return self._sock.recv(size)
 
     def send(self, data: bytes) -> None:
         self._sock.sendall(data)
 
     def close(self) -> None:
-        # Closing our duplicate alone would not end the connection (uWSGI's
-        # descriptor still holds it until the request is finished); shutting
-        # it down does, at once, and any later write on it fails instead of
-        # reaching the client.
+        # Shut down now so the client sees the end at once, whatever the
+        # server does with the connection afterwards.
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+class FdTransport(SocketTransport):
+    """uWSGI's connection: a gevent socket on a duplicate of its fd.
+
+    uWSGI closes its own descriptor when the request ends; ours is closed here.
+    """
+
+    def __init__(self, fd: int):
+        import gevent.socket
+
+        super().__init__(gevent.socket.socket(fileno=os.dup(fd)))
+
+    def close(self) -> None:
+        super().close()
         self._sock.close()
 
 
-def _socket_of(rfile) -> Optional[socket.socket]:
-    return getattr(getattr(rfile, "raw", None), "_sock", None)
+def _take_over(rfile, sock: socket.socket) -> SocketTransport:
+    """Leave the server's buffered reader: keep what it had read ahead, then close it.
+
+    Closing the reader frees its 8 KiB buffer for the life of the socket and
+    makes the server's keep-alive loop stop once the application returns,
+    instead of parsing websocket bytes as a new HTTP request.
+    """
+    timeout = sock.gettimeout()
+    sock.settimeout(0.0)  # peek() must not wait: b"" when nothing was read ahead
+    try:
+        ahead = rfile.peek(1)
+        pending = rfile.read1(len(ahead)) if ahead else b""
+    finally:
+        sock.settimeout(timeout)
+    rfile.close()
+    return SocketTransport(sock, pending)
 
 
 _UNSUPPORTED = (
@@ -220,12 +219,12 @@ def accept(environ: dict, start_response: Callable, headers: List[Tuple[str, str
         websocket = environ["wsgi.websocket"]
         handler = websocket.handler
         websocket.closed = True  # we send the close frames, with their codes
-        return BufferedSocketTransport(handler.rfile, handler.socket.sendall, handler.socket)
+        return _take_over(handler.rfile, handler.socket)
     if kind == "pywsgi":
-        rfile = environ["wsgi.input"]
+        rfile = environ["wsgi.input"]  # pywsgi hands upgrade requests the raw reader
         write = start_response("101 Switching Protocols", headers)
         write(b"")  # sends the status line and headers now
-        return BufferedSocketTransport(rfile, write, _socket_of(rfile))
+        return _take_over(rfile, rfile.raw._sock)
     if kind == "uwsgi":
         import uwsgi
 

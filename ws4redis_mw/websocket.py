@@ -2,10 +2,10 @@
 
 The request's own greenlet reads (:meth:`WebSocket.run`): bytes from the
 transport go through the frame parser into the bridge, and the bridge's
-actions are carried out.  Writing happens in a second greenlet that exists
-only while there is something to write, so an idle socket costs one greenlet;
-every frame (messages, pongs, heartbeats, the close frame) goes through the
-one outbox, in order.
+actions are carried out.  Frames (messages, pongs, heartbeats, the close frame)
+go through one outbox, in order, written by a second greenlet that exists
+only while there is something to write, so an idle socket costs one
+greenlet.
 
 Closing: when the server starts the close (an error, a slow client,
 shutdown), it sends its close frame and waits up to :data:`CLOSE_TIMEOUT`
@@ -112,8 +112,7 @@ class WebSocket:
     def _perform(self, actions) -> None:
         for action in actions:
             if isinstance(action, Send):
-                self._outbox.append(action.data)
-                self._wake_writer()
+                self._send(action.data)
             elif isinstance(action, Publish):
                 self._publish(action.payload)
             elif isinstance(action, CloseConnection):
@@ -132,8 +131,7 @@ class WebSocket:
             return
         if action.code not in (1000, 1001):
             logger.info("%s: closing with %d: %s", self.name, action.code, action.reason)
-        self._outbox.append(frames.encode_close(action.code, action.reason))
-        self._wake_writer()
+        self._send(frames.encode_close(action.code, action.reason))
         self._close_deadline = gevent.get_hub().loop.now() + CLOSE_TIMEOUT
         # Wake a reader blocked without a timeout so it starts counting.
         if self._transport is not None:
@@ -141,18 +139,33 @@ class WebSocket:
 
     # -- the writer greenlet --------------------------------------------------
 
+    def _send(self, data: bytes) -> None:
+        self._outbox.append(data)
+        self._wake_writer()
+
+    def _on_write_error(self, exc: OSError) -> None:
+        logger.debug("%s: write failed: %s", self.name, exc)
+        self._outbox.clear()
+        self._done = True
+        self._transport.interrupt()
+
     def _wake_writer(self) -> None:
         if self._transport is not None and self._outbox and self._writer is None:
             self._writer = gevent.spawn(self._write_all)
 
     def _write_all(self) -> None:
+        # Frames queued while the previous write was under way leave together
+        # in one write: under a burst of broadcasts that is one system call
+        # (and a few TCP segments) per socket instead of one per message.
         try:
             while self._outbox:
-                self._transport.send(self._outbox.popleft())
+                if len(self._outbox) == 1:
+                    data = self._outbox.popleft()
+                else:
+                    data = b"".join(self._outbox)
+                    self._outbox.clear()
+                self._transport.send(data)
         except OSError as exc:
-            logger.debug("%s: write failed: %s", self.name, exc)
-            self._outbox.clear()
-            self._done = True
-            self._transport.interrupt()
+            self._on_write_error(exc)
         finally:
             self._writer = None
