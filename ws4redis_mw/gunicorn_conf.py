@@ -1,0 +1,37 @@
+"""gunicorn hooks: close websockets with 1001 when a worker is told to stop.
+
+    gunicorn -c python:ws4redis_mw.gunicorn_conf -k gevent_pywsgi wsgi:application
+
+Without them a stopping gevent worker keeps its websockets open until
+``--graceful-timeout`` runs out and then drops them (clients see 1006).  With
+them, SIGTERM, SIGINT and SIGQUIT first send every local socket a close frame
+with 1001 (going away), so clients reconnect at once, to another worker or to
+the restarted one.  To combine with a config file of your own, import
+``post_worker_init`` from here into it.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+import gevent
+
+from .hub import close_all_websockets
+
+__all__ = ["post_worker_init"]
+
+
+def post_worker_init(worker: Any) -> None:
+    # gunicorn registered its handlers before this hook runs; wrap them.
+    for signum, name in ((signal.SIGTERM, "handle_exit"), (signal.SIGINT, "handle_quit"), (signal.SIGQUIT, "handle_quit")):
+        signal.signal(signum, _closing_first(getattr(worker, name)))
+
+
+def _closing_first(handler):
+    def handle(signum, frame):
+        # Run in the gevent loop, not inside the signal handler.
+        gevent.get_hub().loop.run_callback(close_all_websockets, 1001, "server shutting down")
+        handler(signum, frame)
+
+    return handle
