@@ -130,16 +130,23 @@ def abuse_once(server, round_: int) -> None:
 
 @pytest.mark.parametrize("mode_name", list(MODES))
 def test_sockets_survive_a_redis_restart_and_receive_afterwards(mode_name, own_redis, django_setup, workdir):
+    from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
     server = start(mode_name, own_redis, workdir, WS4REDIS_TEST_HEARTBEAT="")
     try:
         ws = connect(f"{server.ws}/ws/restart?subscribe-broadcast", open_timeout=5)
+        publisher = connect(f"{server.ws}/ws/restart?publish-broadcast", open_timeout=5)
         own_redis.stop()
-        # While Redis is down: the open socket stays open, a new one is refused clearly.
+        # While Redis is down: the open socket stays open, a new one is refused clearly,
+        # and a client whose message cannot be published is told so with 1013.
         with pytest.raises(TimeoutError):
             ws.recv(timeout=1)
         refused_promptly(server, MODES[mode_name].refuses_after_upgrade)
+        publisher.send("lost?")
+        with pytest.raises(ConnectionClosed) as info:
+            publisher.recv(timeout=5)
+        assert info.value.rcvd.code == 1013
         own_redis.start()
         deadline = time.monotonic() + 15
         got = None
