@@ -28,7 +28,6 @@ Its rules, in one place:
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 from typing import List, Optional, Sequence, Union
 
@@ -78,7 +77,7 @@ class Bridge:
         self._heartbeat = heartbeat.encode("utf-8") if heartbeat else None
         self._heartbeat_frame = frames.encode_message(heartbeat) if heartbeat else None
         self._echoed_channels = frozenset(self.publishers) & frozenset(self.subscriptions)
-        self._own: collections.deque = collections.deque(maxlen=ECHO_MEMORY)
+        self._own: List[tuple] = []  # (payload, text) of recent own publishes; a list: most stay empty
         self.closing = False
 
     def on_client_event(self, event: frames.Event) -> List[Action]:
@@ -100,6 +99,8 @@ class Bridge:
             return []
         if self._echoed_channels:
             self._own.append((message.data, message.text))
+            if len(self._own) > ECHO_MEMORY:
+                del self._own[0]
         return [Publish(message.data)]
 
     def on_protocol_error(self, error: frames.ProtocolError) -> List[Action]:

@@ -15,9 +15,8 @@ detached from the hub, whatever happened before.
 
 from __future__ import annotations
 
-import collections
 import logging
-from typing import Iterable, Optional
+from typing import Iterable, List, Optional
 
 import gevent
 
@@ -46,7 +45,7 @@ class WebSocket:
         self._heartbeat_interval = heartbeat_interval
         self._expire = expire
         self._transport = None
-        self._outbox: collections.deque = collections.deque()
+        self._outbox: List[bytes] = []  # a list, not a deque: 56 bytes when empty, and drained whole
         self._writer: Optional[gevent.Greenlet] = None
         self._done = False  # no more reading: the close handshake is over or the peer is gone
         self._close_deadline: Optional[float] = None
@@ -65,7 +64,7 @@ class WebSocket:
         """Serve the socket until it is closed; always ends detached and disconnected."""
         self._transport = transport
         # Kept messages go first, before anything delivered since attach().
-        self._outbox.extendleft(reversed([frames.encode_message(m) for m in kept_messages if m]))
+        self._outbox[:0] = [frames.encode_message(m) for m in kept_messages if m]
         self._wake_writer()
         try:
             while not self._done:
@@ -159,12 +158,8 @@ class WebSocket:
         # (and a few TCP segments) per socket instead of one per message.
         try:
             while self._outbox:
-                if len(self._outbox) == 1:
-                    data = self._outbox.popleft()
-                else:
-                    data = b"".join(self._outbox)
-                    self._outbox.clear()
-                self._transport.send(data)
+                batch, self._outbox = self._outbox, []
+                self._transport.send(batch[0] if len(batch) == 1 else b"".join(batch))
         except OSError as exc:
             self._on_write_error(exc)
         finally:
