@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -41,6 +41,20 @@ def wait_for_port(port: int, proc: Optional[subprocess.Popen] = None, timeout: f
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listened on {host}:{port} within {timeout}s")
+
+
+def wait_for_unix_socket(path: Path, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {path}")
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.connect(str(path))
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on {path} within {timeout}s")
 
 
 def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
@@ -101,6 +115,10 @@ class ServerMode:
     refuses_after_upgrade: bool = False
     #: Why the mode cannot run on this machine, or None.
     unavailable: Callable[[], Optional[str]] = lambda: None
+    #: Processes the command needs, from (port, workdir): (command, unix
+    #: socket it listens on) pairs, started and waited for in order before
+    #: it, stopped after it.
+    backends: Callable[[int, Path], List[Tuple[List[str], Path]]] = lambda port, workdir: []
 
 
 SERVER_MODES: List[ServerMode] = [
@@ -117,10 +135,110 @@ SERVER_MODES: List[ServerMode] = [
     ),
     ServerMode(
         "gunicorn-pywsgi",
-        lambda port, workdir: [str(BIN / "gunicorn"), "-k", "gevent_pywsgi", "--no-control-socket", "-w", "1",
+        lambda port, workdir: [str(BIN / "gunicorn"), "-c", "python:ws4redis_mw.gunicorn_conf", "-k", "gevent_pywsgi", "--no-control-socket", "-w", "1",
                                "-b", f"127.0.0.1:{port}", "--log-level", "warning", "tests.project.wsgi:application"],
     ),
+    # uWSGI's helpers are below the list: the lambdas look them up when called.
+    ServerMode(
+        "uwsgi",
+        lambda port, workdir: uwsgi_command("--http", f"127.0.0.1:{port}", "--http-websockets", "--gevent", "100",
+                                            "--gevent-early-monkey-patch"),
+        unavailable=lambda: uwsgi_missing(),
+    ),
+    ServerMode(
+        "nginx-uwsgi",
+        lambda port, workdir: nginx_command(port, nginx_dir(port, workdir)),
+        unavailable=lambda: uwsgi_missing() or (None if nginx_binary() else "nginx is not installed (apt-get install nginx)"),
+        backends=lambda port, workdir: nginx_backends(nginx_dir(port, workdir)),
+    ),
 ]
+
+
+# -- uWSGI, alone or behind nginx (examples/deploy/ has the same set-up, commented) --
+
+def uwsgi_missing() -> Optional[str]:
+    return None if (BIN / "uwsgi").exists() else f"uwsgi is not installed in {BIN.parent} (.ci/install-uwsgi)"
+
+
+def uwsgi_command(*options: str) -> List[str]:
+    # --master, so that the PID we start (never daemonized) is the one that
+    # owns the workers and the --http router and ends them all when it ends;
+    # uWSGI 2.0 reloads on SIGTERM unless --die-on-term.  The gevent
+    # instances also get the early monkey patch, as a deployment would
+    # (cooperative database drivers); never the plain one: a patched process
+    # without uWSGI's gevent loop crashes in greenlet when it exits.
+    return [str(BIN / "uwsgi"), "--module", "tests.project.wsgi", "--master", "--die-on-term", *options]
+
+
+def nginx_binary() -> Optional[str]:
+    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")  # not on a user's PATH
+
+
+def nginx_dir(port: int, workdir: Path) -> Path:
+    """nginx's prefix and the uWSGI sockets of one server, inside the test workdir."""
+    path = workdir / f"nginx-uwsgi-{port}"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def nginx_backends(prefix: Path) -> List[Tuple[List[str], Path]]:
+    """Two uWSGI instances of the same code: Django on plain workers, websockets on gevent."""
+    django, web = prefix / "django.socket", prefix / "web.socket"
+    # uWSGI 2.0 takes a socket path as it is: "unix:/path" would be read as a TCP address.
+    return [
+        (uwsgi_command("--socket", str(django), "--workers", "2", "--chmod-socket=666"), django),
+        (uwsgi_command("--http-socket", str(web), "--gevent", "1000", "--http-websockets", "--gevent-early-monkey-patch",
+                       "--chmod-socket=666"), web),
+    ]
+
+
+_UWSGI_PARAMS = ("QUERY_STRING $query_string", "REQUEST_METHOD $request_method", "CONTENT_TYPE $content_type",
+                 "CONTENT_LENGTH $content_length", "REQUEST_URI $request_uri", "PATH_INFO $document_uri",
+                 "DOCUMENT_ROOT $document_root", "SERVER_PROTOCOL $server_protocol", "REQUEST_SCHEME $scheme",
+                 "HTTPS $https if_not_empty", "REMOTE_ADDR $remote_addr", "REMOTE_PORT $remote_port",
+                 "SERVER_PORT $server_port", "SERVER_NAME $server_name")
+
+
+def nginx_command(port: int, prefix: Path) -> List[str]:
+    """Write nginx.conf into ``prefix`` (every path nginx uses is in there) and return the command."""
+    # nginx's workers switch to `user` (default nobody) when the master runs
+    # as root; they could not reach the sockets in the test workdir, which
+    # pytest creates mode 0700, whatever the sockets' own 666.  So, as root
+    # only (nginx ignores the directive otherwise), they stay root.
+    user = "user root;" if os.geteuid() == 0 else ""
+    params = "\n".join(f"            uwsgi_param {param};" for param in _UWSGI_PARAMS)
+    temp = "\n".join(f"    {kind}_temp_path {prefix}/{kind}_temp;" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    (prefix / "nginx.conf").write_text(f"""\
+# Written by tests/servers.py for one test server; see examples/deploy/nginx-site.conf.
+{user}
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+{temp}
+    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location /ws/ {{
+            proxy_pass http://unix:{prefix}/web.socket;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header Host $http_host;
+            proxy_buffering off;
+            proxy_read_timeout 1h;
+        }}
+        location / {{
+{params}
+            uwsgi_pass unix:{prefix}/django.socket;
+        }}
+    }}
+}}
+""")
+    return [nginx_binary(), "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", str(prefix / "error.log"),
+            "-g", "daemon off;"]
 
 
 class Server:
@@ -133,6 +251,8 @@ class Server:
         self.port = free_port()
         self.extra_env = env or {}
         self.proc: Optional[subprocess.Popen] = None
+        self.backends: List[subprocess.Popen] = []
+        self.log = None
         self.log_path = workdir / f"{mode.name}-{self.port}.log"
 
     @property
@@ -157,21 +277,50 @@ class Server:
 
     def start(self) -> None:
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.mode.command(self.port, self.workdir), cwd=ROOT, env=self.env(), stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for_port(self.port, self.proc)
+        try:
+            for command, path in self.mode.backends(self.port, self.workdir):
+                self.backends.append(self._spawn(command))
+                wait_for_unix_socket(path, self.backends[-1])
+            self.proc = self._spawn(self.mode.command(self.port, self.workdir))
+            wait_for_port(self.port, self.proc)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _spawn(self, command: List[str]) -> subprocess.Popen:
+        return subprocess.Popen(command, cwd=ROOT, env=self.env(), stdout=self.log, stderr=subprocess.STDOUT)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None:
-            stop_process(self.proc, sig)
-            self.proc = None
+        import psutil
+
+        procs = [p for p in (self.proc, *reversed(self.backends)) if p is not None]
+        # Their children, looked up now, while they are still theirs: a child
+        # left behind by a parent that died first (a uWSGI worker whose master
+        # got SIGKILL) is ended here too, by its PID.
+        children = []
+        for proc in procs:
+            try:
+                children += psutil.Process(proc.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                pass
+        for proc in procs:
+            stop_process(proc, sig)
+        for child in psutil.wait_procs(children, timeout=5)[1]:
+            child.kill()
+        self.proc, self.backends = None, []
+        if self.log is not None:
             self.log.close()
+            self.log = None
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
     def pids(self) -> List[int]:
-        """The server's own PID and its children's (gunicorn workers)."""
+        """The server's own PID and its children's (gunicorn workers), then the backends' likewise."""
         import psutil
 
-        parent = psutil.Process(self.proc.pid)
-        return [parent.pid] + [child.pid for child in parent.children(recursive=True)]
+        pids = []
+        for proc in (self.proc, *self.backends):
+            parent = psutil.Process(proc.pid)
+            pids += [parent.pid] + [child.pid for child in parent.children(recursive=True)]
+        return pids

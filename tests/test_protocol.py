@@ -227,7 +227,9 @@ def test_forbidden_channel_is_refused_403(server, connect):
 @pytest.mark.parametrize("bad", ["", "a:b", "a%20b", "a%09b", "x" * 256, "a%00b"])
 def test_bad_facility_name_is_refused_400(server, connect, bad):
     body = assert_refused(server, connect, f"/ws/{bad}?subscribe-broadcast", 400, 1008)
-    assert "facility" in body or server.mode.refuses_after_upgrade
+    # nginx answers an encoded NUL in the path with its own 400 page; the request never reaches us.
+    by_nginx = server.mode.name == "nginx-uwsgi" and bad == "a%00b"
+    assert "facility" in body or server.mode.refuses_after_upgrade or by_nginx
 
 
 def test_longest_facility_name_is_accepted(connect, http):

@@ -124,11 +124,11 @@ class FdTransport(SocketTransport):
     """uWSGI's connection: a gevent socket on a duplicate of its fd.
 
     uWSGI closes its own descriptor when the request ends; ours is closed here.
+    A socket on uWSGI's own number would close it a second time (when closed
+    or garbage-collected), by then perhaps another connection's descriptor.
     """
 
     def __init__(self, fd: int):
-        import gevent.socket
-
         super().__init__(gevent.socket.socket(fileno=os.dup(fd)))
 
     def close(self) -> None:
