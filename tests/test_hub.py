@@ -177,3 +177,23 @@ def refused_promptly(server, after_upgrade: bool) -> None:
             connect(f"{server.ws}/ws/down?subscribe-broadcast", open_timeout=10)
         assert info.value.response.status_code == 503
     assert time.monotonic() - started < 8
+
+
+def test_open_sockets_hold_no_database_connection(own_redis, django_setup, workdir):
+    """Loading the session at the handshake must not leave a DB connection per socket."""
+    from websockets.sync.client import connect
+
+    from conftest import Http
+
+    server = start("pywsgi", own_redis, workdir, WS4REDIS_TEST_HEARTBEAT="")
+    try:
+        user = Http(server.http)
+        user.login("db" + str(time.time_ns())[-8:])
+        db_files = lambda: [f for f in psutil.Process(server.proc.pid).open_files() if f.path.endswith("db.sqlite3")]  # noqa: E731
+        before = len(db_files())
+        sockets = [connect(f"{server.ws}/ws/db?subscribe-user&subscribe-session", additional_headers={"Cookie": user.cookie_header()}, open_timeout=5) for _ in range(20)]
+        assert len(db_files()) <= before + 1
+        for ws in sockets:
+            ws.close()
+    finally:
+        server.stop()

@@ -87,7 +87,18 @@ class WebSocketMiddleware:
 
     def _open(self, environ: dict, shake: handshake.Handshake, settings: Settings, name: str):
         """Work out the socket's channels and attach it to the hub, before the 101."""
-        request = audience.django_request(environ, settings)
+        try:
+            request = audience.django_request(environ, settings)
+            return self._attach(request, shake, settings, name)
+        finally:
+            # Loading the session and user may have opened a database
+            # connection; under gevent's monkey-patching it belongs to this
+            # greenlet and would stay open for the socket's whole life.
+            from django.db import connections
+
+            connections.close_all()
+
+    def _attach(self, request: Any, shake: handshake.Handshake, settings: Settings, name: str):
         asked = [flag for flag in shake.flags if flag in SUBSCRIBE_FLAGS or flag in PUBLISH_FLAGS]
         allowed = set(audience.allowed_flags(request, asked, settings))
         subscriber = import_string_or_callable(settings.subscriber)()
