@@ -15,17 +15,19 @@ from servers import SERVER_MODES
 MODES = {mode.name: mode for mode in SERVER_MODES}
 
 
-@pytest.mark.parametrize("mode_name", ["pywsgi", "gunicorn-pywsgi"])
+@pytest.mark.parametrize("mode_name", ["pywsgi", "gunicorn-pywsgi", "nginx-uwsgi"])
 def test_sigterm_closes_open_sockets_with_1001(mode_name, redis_server, django_setup, workdir):
     server = start_server(MODES[mode_name], redis_server.url, workdir, {"WS4REDIS_TEST_HEARTBEAT": ""})
     try:
         ws = connect(f"{server.ws}/ws/shutdown?subscribe-broadcast", open_timeout=5)
+        # Behind nginx, stop the websocket instance; nginx stays up.
+        target = server.backends[-1] if server.backends else server.proc
         started = time.monotonic()
-        server.proc.send_signal(signal.SIGTERM)
+        target.send_signal(signal.SIGTERM)
         with pytest.raises(ConnectionClosed) as info:
             ws.recv(timeout=10)
         assert info.value.rcvd is not None and info.value.rcvd.code == 1001
         assert time.monotonic() - started < 5
-        server.proc.wait(15)
+        target.wait(15)
     finally:
         server.stop()

@@ -48,7 +48,7 @@ class WebSocketMiddleware:
     def __init__(self, app: Callable, settings: Optional[Settings] = None):
         self.app = app
         self._settings = settings
-        transports.warn_if_unsupported()  # at startup, not on the first websocket
+        transports.prepare_server()  # at startup, not on the first websocket
 
     @property
     def settings(self) -> Settings:

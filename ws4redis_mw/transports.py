@@ -26,7 +26,7 @@ every server.
   Without the gevent loop, or behind the ``--http`` router without
   ``--http-websockets`` (which would pass the 101 on but never the client's
   frames), the upgrade is refused with 501 and the reason, and
-  :func:`warn_if_unsupported` says so in the log at startup.
+  :func:`prepare_server` says so in the log at startup.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from typing import Callable, List, Optional, Tuple
 import gevent
 import gevent.socket
 
-__all__ = ["Transport", "NotSupported", "server_kind", "already_upgraded", "check_supported", "accept", "warn_if_unsupported"]
+__all__ = ["Transport", "NotSupported", "server_kind", "already_upgraded", "check_supported", "accept", "prepare_server"]
 
 logger = logging.getLogger("ws4redis_mw.transports")
 
@@ -175,15 +175,36 @@ def _uwsgi_problem() -> Optional[str]:
     return None
 
 
-def warn_if_unsupported() -> None:
-    """Log, at startup, why this server cannot serve websockets (only uWSGI can tell that early)."""
+def prepare_server() -> None:
+    """At startup, under uWSGI: say why websockets cannot work, or arrange their close on exit.
+
+    Only uWSGI can be asked about this before the first request.  A stopping
+    uWSGI gevent worker ends its loop and then calls ``uwsgi.atexit``: there
+    the open websockets get their 1001 close frame (the loop runs a moment
+    more to send them) instead of being dropped.
+    """
     try:
-        import uwsgi  # noqa: F401  (importable only inside a uWSGI process)
+        import uwsgi  # importable only inside a uWSGI process
     except ImportError:
         return
     problem = _uwsgi_problem()
     if problem is not None:
         logger.warning("websocket upgrades will be refused with 501: %s", problem)
+        return
+    previous = getattr(uwsgi, "atexit", None)
+    if getattr(previous, "_ws4redis_mw", False):
+        return  # a second middleware in the same process
+
+    def close_websockets() -> None:
+        from .hub import close_all_websockets
+
+        if close_all_websockets(1001, "server shutting down"):
+            gevent.sleep(0.5)
+        if previous is not None:
+            previous()
+
+    close_websockets._ws4redis_mw = True  # type: ignore[attr-defined]
+    uwsgi.atexit = close_websockets
 
 
 def server_kind(environ: dict) -> Optional[str]:
