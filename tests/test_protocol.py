@@ -224,6 +224,11 @@ def test_forbidden_channel_is_refused_403(server, connect):
     assert "subscribe-broadcast" in body or server.mode.refuses_after_upgrade
 
 
+def test_failing_hook_gives_500_or_1011_and_no_traceback(server, connect):
+    body = assert_refused(server, connect, "/ws/explode?subscribe-broadcast", 500, 1011)
+    assert "Traceback" not in body and "RuntimeError" not in body
+
+
 @pytest.mark.parametrize("bad", ["", "a:b", "a%20b", "a%09b", "x" * 256, "a%00b"])
 def test_bad_facility_name_is_refused_400(server, connect, bad):
     body = assert_refused(server, connect, f"/ws/{bad}?subscribe-broadcast", 400, 1008)

@@ -33,7 +33,7 @@ logger = logging.getLogger("ws4redis_mw.handshake")
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 #: The close code that stands for each refusal once the connection is upgraded.
-_CLOSE_CODES = {400: 1008, 403: 1008, 404: 1008, 426: 1002, 501: 1011, 503: 1013}
+_CLOSE_CODES = {400: 1008, 403: 1008, 404: 1008, 426: 1002, 500: 1011, 501: 1011, 503: 1013}
 
 
 class Refusal(Exception):

@@ -240,6 +240,8 @@ class Hub:
             except _CONNECTION_ERRORS as exc:
                 if self.connected or backoff == BACKOFF_START:
                     logger.warning("Redis subscription connection lost: %s; reconnecting", exc)
+            except Exception:  # never let the one reader die: every socket depends on it
+                logger.exception("Redis subscription reader failed; reconnecting")
             finally:
                 self._on_disconnected(conn)
             gevent.sleep(random.uniform(backoff / 2, backoff))
@@ -291,7 +293,10 @@ class Hub:
             return
         frame = frames.encode_message(payload)
         for listener in list(listeners):
-            listener.deliver(channel, payload, frame)
+            try:
+                listener.deliver(channel, payload, frame)
+            except Exception:  # one broken socket must not starve the others
+                logger.exception("delivery to %r failed", listener)
 
 
 _hubs: Dict[tuple, Hub] = {}

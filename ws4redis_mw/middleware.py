@@ -75,6 +75,9 @@ class WebSocketMiddleware:
             return self._refuse(Refusal(501, str(exc)), environ, start_response, upgraded, name)
         except Refusal as refusal:
             return self._refuse(refusal, environ, start_response, upgraded, name)
+        except Exception:  # a hook or the session store failed: no traceback to the client
+            logger.exception("%s: handshake failed", name)
+            return self._refuse(Refusal(500, "internal error"), environ, start_response, upgraded, name)
         try:
             transport = transports.accept(environ, start_response, handshake.accept_headers(shake.key))
         except BaseException:

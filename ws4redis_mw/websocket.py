@@ -77,6 +77,9 @@ class WebSocket:
                     self._on_data(data)
         except OSError as exc:
             logger.debug("%s: connection error: %s", self.name, exc)
+        except Exception:
+            logger.exception("%s: internal error", self.name)
+            self._perform(self.bridge.close(1011, "internal error"))
         finally:
             self.hub.detach(self)
             writer = self._writer

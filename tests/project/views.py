@@ -63,9 +63,11 @@ def stats(request):
 
 
 def allowed_channels(request, channels):
-    """Users must be logged in to use user, group or session channels; 'forbidden' facility refuses all."""
+    """Users must be logged in for user, group or session channels; 'forbidden' refuses all, 'explode' raises."""
     if request.path_info.endswith("/forbidden"):
         return []
+    if request.path_info.endswith("/explode"):
+        raise RuntimeError("a broken WS4REDIS_ALLOWED_CHANNELS hook")
     if not request.user.is_authenticated:
         return [c for c in channels if c.endswith("-broadcast") or c.endswith("-session")]
     return channels
