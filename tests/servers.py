@@ -151,6 +151,10 @@ SERVER_MODES: List[ServerMode] = [
         unavailable=lambda: uwsgi_missing() or (None if nginx_binary() else "nginx is not installed (apt-get install nginx)"),
         backends=lambda port, workdir: nginx_backends(nginx_dir(port, workdir)),
     ),
+    ServerMode(
+        "runserver",
+        lambda port, _: [PYTHON, "-m", "django", "runserver", f"127.0.0.1:{port}", "--noreload"],
+    ),
 ]
 
 

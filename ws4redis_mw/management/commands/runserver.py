@@ -42,7 +42,8 @@ import logging
 import signal
 import socket
 import threading
-from typing import Any, Callable, Optional, Set, Tuple
+import time
+from typing import Any, Callable, List, Optional, Set, Tuple
 
 import gevent
 import gevent.socket
@@ -82,7 +83,7 @@ def serves_websockets(app: Any) -> bool:
 
 
 class RequestHandler(pywsgi.WSGIHandler):
-    """pywsgi's handler, logging like Django's and keeping count of the open websockets."""
+    """pywsgi's handler, logging like Django's and keeping track of the open websockets."""
 
     server: "_PyWSGIServer"
 
@@ -100,7 +101,7 @@ class RequestHandler(pywsgi.WSGIHandler):
         # As django.core.servers.basehttp.WSGIRequestHandler.log_message: the
         # logger "django.server", its level by status, status_code for colours.
         status = (getattr(self, "_orig_status", None) or "-").split()[0]
-        extra = {"request": self.socket}
+        extra = {"request": self.socket, "server_time": time.strftime("%d/%b/%Y %H:%M:%S")}
         level = logging.INFO
         if status.isdigit():
             code = extra["status_code"] = int(status)
@@ -140,14 +141,14 @@ class GeventServer:
     def serve_forever(self) -> None:
         server = _PyWSGIServer(self.socket, self.application, handler_class=RequestHandler, log=None)
         server.websockets = set()
-        stopped_by: list = []
+        stopped_by: List[Optional[int]] = []
 
         def close_websockets() -> None:
             # The hub and the sockets belong to this thread's gevent loop: call only from it.
-            if close_all_websockets(1001, "server restarting"):
+            if close_all_websockets(1001, "server going away"):
                 gevent.joinall(list(server.websockets), timeout=CLOSE_WAIT)
 
-        def stop(signum: int) -> None:
+        def stop(signum: Optional[int]) -> None:
             stopped_by.append(signum)
             close_websockets()
             server.stop(timeout=STOP_TIMEOUT)
@@ -164,21 +165,17 @@ class GeventServer:
                 raise KeyboardInterrupt  # Django's inner_run prints its shutdown message and exits 0
             return
 
-        # Under the autoreloader the main thread ends the process; close the
-        # websockets from its exit path, in this thread, and wait for that.
+        # Under the autoreloader the main thread ends the process.  From its
+        # exit path, ask this thread to close the websockets and stop, and
+        # wait for the thread to end: a daemon thread still inside gevent's
+        # loop when the interpreter finalizes can crash the process (it did:
+        # SIGSEGV, once in a few reloads).
         loop = gevent.get_hub().loop
+        thread = threading.current_thread()
 
         def at_exit() -> None:
-            done = threading.Event()
-
-            def run() -> None:
-                try:
-                    close_websockets()
-                finally:
-                    done.set()
-
-            loop.run_callback_threadsafe(gevent.spawn, run)
-            done.wait(CLOSE_WAIT + 1.0)
+            loop.run_callback_threadsafe(gevent.spawn, stop, None)
+            thread.join(CLOSE_WAIT + STOP_TIMEOUT + 1.0)
 
         atexit.register(at_exit)
         try:
@@ -197,4 +194,4 @@ class Command(BaseRunserver):
 
     def on_bind(self, server_port: int) -> None:
         super().on_bind(server_port)
-        self.stdout.write(f"Websockets under {load().websocket_url} (gevent's pywsgi; see ws4redis_mw's runserver).")
+        self.stdout.write(f"Websockets under {load().websocket_url} (ws4redis_mw, on gevent's pywsgi).")

@@ -1,0 +1,166 @@
+"""The chat example in a real browser: headless Chromium, driven by Playwright.
+
+Debian's ``/usr/bin/chromium`` (Playwright's own browser download is never
+used), the example served by a real server process (``manage.py runserver``
+and ``python -m ws4redis_mw.serve``) and a real redis-server.  Screenshots go
+to ``tests/_artifacts/``.  ``.ci/install-browser`` installs what is needed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+
+import pytest
+
+from conftest import require
+from example import copy_example, example_server
+from servers import ROOT
+
+CHROMIUM = os.environ.get("WS4REDIS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+ARTIFACTS = ROOT / "tests" / "_artifacts"
+#: Milliseconds a page gets to connect (or to show a message).
+WAIT = 10_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require(os.access(CHROMIUM, os.X_OK), f"chromium is not installed at {CHROMIUM} (.ci/install-browser)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "playwright is not installed (.ci/install-browser VENV)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def project(redis_server, workdir):
+    return copy_example(workdir / "chatserver-browser", redis_server.url)
+
+
+@pytest.fixture(scope="module", params=["runserver", "pywsgi"])
+def site(request, project, redis_server, workdir):
+    server = example_server(request.param, project, redis_server.url, workdir)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def browse(browser, site):
+    """browse(user=None) -> a new browser context, logged in as ``user``; JavaScript errors fail the test."""
+    contexts, errors = [], []
+
+    def _browse(user=None):
+        context = browser.new_context(base_url=site.http, viewport={"width": 1000, "height": 720})
+        context.on("weberror", lambda error: errors.append(error.error))
+        contexts.append(context)
+        if user is not None:
+            page = context.new_page()
+            page.goto("/login/?next=/user/")
+            page.fill("input[name=username]", user)
+            page.fill("input[name=password]", "demo")
+            page.click("button[type=submit]")
+            page.wait_for_url("**/user/")
+            page.close()
+        return context
+
+    yield _browse
+    for context in contexts:
+        context.close()
+    assert not errors, errors
+
+
+def open_chat(context, path: str = "/"):
+    from playwright.sync_api import expect
+
+    page = context.new_page()
+    page.goto(path)
+    expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=WAIT)
+    return page
+
+
+def send(page, text: str, to: str = None) -> None:
+    if to is not None:
+        page.select_option("select[name=to]", to)
+    page.fill("input[name=text]", text)
+    page.press("input[name=text]", "Enter")
+
+
+def messages(page):
+    return page.locator("#messages li")
+
+
+def screenshot(page, name: str, site) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}-{site.mode.name}.png"))
+
+
+def text() -> str:
+    return "hello " + uuid.uuid4().hex[:8]
+
+
+def test_broadcast_message_reaches_the_other_page(browse, site):
+    from playwright.sync_api import expect
+
+    first, second = open_chat(browse()), open_chat(browse())
+    message = text()
+    send(first, message)
+    expect(messages(second).last).to_contain_text(message, timeout=WAIT)
+    expect(messages(first).last).to_contain_text(message, timeout=WAIT)  # echo: the sender's own list
+    screenshot(second, "broadcast", site)
+
+
+def test_user_message_reaches_only_that_users_pages(browse, site):
+    from playwright.sync_api import expect
+
+    john, mary, joe = browse("john"), browse("mary"), browse("joe")
+    mary_pages = [open_chat(mary, "/user/"), open_chat(mary, "/user/")]
+    john_page, joe_page = open_chat(john, "/user/"), open_chat(joe, "/user/")
+    message = text()
+    send(john_page, message, to="mary")
+    for page in mary_pages + [john_page]:  # the sender sees his own message too
+        expect(messages(page).last).to_contain_text("john → mary", timeout=WAIT)
+        expect(messages(page).last).to_contain_text(message)
+    joe_page.wait_for_timeout(500)
+    expect(messages(joe_page)).to_have_count(0)
+    send(mary_pages[0], "hi john, got it", to="john")
+    expect(messages(john_page).last).to_contain_text("hi john, got it", timeout=WAIT)
+    expect(messages(mary_pages[1]).last).to_contain_text("hi john, got it", timeout=WAIT)
+    screenshot(mary_pages[1], "user-chat", site)
+
+
+def test_group_message_reaches_only_the_group(browse, site):
+    from playwright.sync_api import expect
+
+    john, mary, joe = browse("john"), browse("mary"), browse("joe")
+    john_page, mary_page, joe_page = (open_chat(context, "/group/") for context in (john, mary, joe))
+    message = text()
+    send(john_page, message, to="red")  # john and mary, not joe
+    expect(messages(mary_page).last).to_contain_text(message, timeout=WAIT)
+    expect(messages(john_page).last).to_contain_text(message, timeout=WAIT)
+    joe_page.wait_for_timeout(500)
+    expect(messages(joe_page)).to_have_count(0)
+    send(mary_page, "blue team, anyone?", to="blue")  # mary and joe
+    expect(messages(joe_page).last).to_contain_text("mary → blue", timeout=WAIT)
+    screenshot(mary_page, "group-chat", site)
+
+
+def test_page_reconnects_after_a_server_restart(browse, site):
+    from playwright.sync_api import expect
+
+    page = open_chat(browse())
+    site.stop()
+    expect(page.locator("#status")).to_have_attribute("data-state", "reconnecting", timeout=WAIT)
+    site.start()
+    expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=30_000)
+    message = text()
+    send(open_chat(browse()), message)
+    expect(messages(page).last).to_contain_text(message, timeout=WAIT)
+    screenshot(page, "reconnected", site)
