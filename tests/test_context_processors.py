@@ -51,3 +51,4 @@ def test_heartbeat_cannot_end_the_script_element(rf):
     literal = context(request, WS4REDIS_HEARTBEAT='</script>"&')["WS4REDIS_HEARTBEAT"]
     html = Engine().from_string("<script>var h = {{ h }};</script>").render(Context({"h": literal}))
     assert html == '<script>var h = "\\u003c/script\\u003e\\"\\u0026";</script>'
+

@@ -1,12 +1,18 @@
-"""The Django app: keeps each user's group names in their session at login.
+"""The Django app: groups in the session at login, and a check of the app order.
 
 The websocket path reads groups from the session (``ws4redis:memberof``), so
-that opening a socket never queries the group tables.
+that opening a socket never queries the group tables.  Django takes a
+management command from the first app that has it, so this app must come
+before ``django.contrib.staticfiles`` for its ``runserver`` (which serves
+websockets) to be the one that runs: check ``ws4redis_mw.W001`` says so.
 """
 
 from __future__ import annotations
 
-from django.apps import AppConfig
+from typing import List, Optional
+
+from django.apps import AppConfig, apps
+from django.core import checks
 from django.contrib.auth.signals import user_logged_in
 
 from .redis_store import GROUPS_SESSION_KEY
@@ -17,9 +23,26 @@ def store_groups_in_session(sender, user, request, **kwargs) -> None:
         request.session[GROUPS_SESSION_KEY] = [group.name for group in user.groups.all()]
 
 
+def runserver_order_problem(app_names: List[str]) -> Optional[str]:
+    """Why ``runserver`` would not serve websockets with these apps, in this order, or ``None``."""
+    if "django.contrib.staticfiles" not in app_names or "ws4redis_mw" not in app_names:
+        return None
+    if app_names.index("django.contrib.staticfiles") < app_names.index("ws4redis_mw"):
+        return "ws4redis_mw comes after django.contrib.staticfiles in INSTALLED_APPS, so runserver serves no websockets"
+    return None
+
+
+def check_app_order(app_configs=None, **kwargs) -> list:
+    problem = runserver_order_problem([config.name for config in apps.get_app_configs()])
+    if problem is None:
+        return []
+    return [checks.Warning(problem, hint="Put 'ws4redis_mw' before 'django.contrib.staticfiles'.", id="ws4redis_mw.W001")]
+
+
 class Ws4RedisConfig(AppConfig):
     name = "ws4redis_mw"
     verbose_name = "Websockets for Redis"
 
     def ready(self) -> None:
         user_logged_in.connect(store_groups_in_session, dispatch_uid="ws4redis_mw.store_groups_in_session")
+        checks.register(check_app_order)
