@@ -176,7 +176,7 @@ def refused_promptly(server, after_upgrade: bool) -> None:
         with pytest.raises(InvalidStatus) as info:
             connect(f"{server.ws}/ws/down?subscribe-broadcast", open_timeout=10)
         assert info.value.response.status_code == 503
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 2  # at once: the hub knows Redis is down
 
 
 def test_open_sockets_hold_no_database_connection(own_redis, django_setup, workdir):

@@ -19,7 +19,8 @@ Design rules of this module:
   subscribes again to every channel that still has listeners; sockets stay
   open meanwhile.  While it is down, :meth:`Hub.attach` and
   :meth:`Hub.publish` raise :class:`RedisUnavailable` at once rather than
-  hang.
+  hang (only a process's very first attach waits, up to
+  :data:`CONNECT_TIMEOUT`, for the first connection).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class Hub:
         self._cmd_lock = gevent.lock.Semaphore()
         self._reader: Optional[gevent.Greenlet] = None
         self._stopped = False
+        self._failed_once = False  # a connection attempt or connection has failed: don't make handshakes wait
 
     # -- life cycle ----------------------------------------------------------
 
@@ -89,7 +91,10 @@ class Hub:
             self._reader = gevent.spawn(self._run)
 
     def wait_connected(self, timeout: float = CONNECT_TIMEOUT) -> bool:
+        """Wait for the first connection; once a try has failed, answer at once."""
         self.start()
+        if self._failed_once and not self._connected.is_set():
+            return False
         return self._connected.wait(timeout)
 
     @property
@@ -243,6 +248,7 @@ class Hub:
             except Exception:  # never let the one reader die: every socket depends on it
                 logger.exception("Redis subscription reader failed; reconnecting")
             finally:
+                self._failed_once = True
                 self._on_disconnected(conn)
             gevent.sleep(random.uniform(backoff / 2, backoff))
             backoff = min(backoff * 2, BACKOFF_MAX)
