@@ -72,12 +72,21 @@ def redis_server_binary() -> Optional[str]:
 
 
 class RedisServer:
-    """A throwaway redis-server on a fixed free port, which can be stopped and started again."""
+    """A throwaway redis-server on a fixed free port, which can be stopped and started again.
 
-    def __init__(self, workdir: Path):
+    With ``unix_socket=True`` it also listens on ``workdir/redis.sock``, and
+    :attr:`unix_url` names it.
+    """
+
+    def __init__(self, workdir: Path, unix_socket: bool = False):
         self.port = free_port()
         self.workdir = workdir
+        self.unix_path = workdir / "redis.sock" if unix_socket else None
         self.proc: Optional[subprocess.Popen] = None
+
+    @property
+    def unix_url(self) -> str:
+        return f"unix://{self.unix_path}?db=0"
 
     @property
     def url(self) -> str:
@@ -89,7 +98,8 @@ class RedisServer:
             raise RuntimeError("redis-server not found")
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir), "--maxclients", "10000"],
+             "--dir", str(self.workdir), "--maxclients", "10000",
+             *(["--unixsocket", str(self.unix_path)] if self.unix_path else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port, self.proc)

@@ -197,3 +197,23 @@ def test_open_sockets_hold_no_database_connection(own_redis, django_setup, workd
             ws.close()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("mode_name", ["pywsgi", "runserver"])
+def test_redis_over_a_unix_socket_url(mode_name, tmp_path, django_setup, workdir):
+    """``unix://`` in WS4REDIS_CONNECTION; runserver is not monkey-patched, so this is the hub's own gevent socket."""
+    from websockets.sync.client import connect
+
+    redis = RedisServer(tmp_path, unix_socket=True)
+    redis.start()
+    try:
+        server = start_server(MODES[mode_name], redis.unix_url, workdir, {"WS4REDIS_TEST_HEARTBEAT": ""})
+        try:
+            ws = connect(f"{server.ws}/ws/unix?subscribe-broadcast&publish-broadcast&echo", open_timeout=5)
+            ws.send("over a unix socket")
+            assert ws.recv(timeout=5) == "over a unix socket"
+            ws.close()
+        finally:
+            server.stop()
+    finally:
+        redis.stop()
