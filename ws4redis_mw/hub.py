@@ -70,7 +70,7 @@ class Hub:
     def __init__(self, config: Union[dict, str]):
         self._config = config
         self._listeners: Dict[str, Set[Listener]] = {}
-        self._attached: Set[Listener] = set()
+        self._attached: Dict[Listener, List[str]] = {}  # listener -> its channels
         self._subscribed: Set[str] = set()
         self._confirmations: Dict[str, gevent.event.Event] = {}
         self._sub_conn = None
@@ -133,7 +133,7 @@ class Hub:
         channels = list(dict.fromkeys(channels))
         if not self.wait_connected(timeout):
             raise RedisUnavailable("not connected to Redis")
-        self._attached.add(listener)
+        self._attached[listener] = channels
         to_subscribe, waits = [], []
         for channel in channels:
             self._listeners.setdefault(channel, set()).add(listener)
@@ -157,9 +157,11 @@ class Hub:
 
     def detach(self, listener: Listener) -> None:
         """Remove ``listener`` everywhere; unsubscribe channels nobody wants any more."""
-        self._attached.discard(listener)
         gone = []
-        for channel, group in list(self._listeners.items()):
+        for channel in self._attached.pop(listener, ()):
+            group = self._listeners.get(channel)
+            if group is None:
+                continue
             group.discard(listener)
             if not group:
                 del self._listeners[channel]
