@@ -65,7 +65,7 @@ class WebSocketMiddleware:
         settings = self.settings
         request = Request(environ)
         upgraded = transports.already_upgraded(environ)
-        name = f"ws#{next(_ids)} {request.path}"
+        name = f"ws#{next(_ids)} {request.path!r}"  # repr: a path may hold control characters
         try:
             shake = handshake.parse(request, settings.websocket_url, upgraded=upgraded)
             transports.check_supported(environ)
