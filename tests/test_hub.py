@@ -217,3 +217,28 @@ def test_redis_over_a_unix_socket_url(mode_name, tmp_path, django_setup, workdir
             server.stop()
     finally:
         redis.stop()
+
+
+def test_client_that_stops_reading_is_closed_and_let_go(own_redis, django_setup, workdir):
+    """A client that reads nothing must not hold the server's memory: after
+    WS4REDIS_MAX_PENDING unsent messages it is closed (1013) and detached."""
+    server = start("pywsgi", own_redis, workdir, WS4REDIS_TEST_HEARTBEAT="", WS4REDIS_TEST_MAX_PENDING="20")
+    try:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        sock.settimeout(5)
+        sock.sendall(f"GET /ws/stalled?subscribe-broadcast HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+        assert sock.recv(12) == b"HTTP/1.1 101"
+        publisher = own_redis.client()
+        payload = b"x" * 60000
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and stats(server)["hubs"][0]["listeners"]:
+            for _ in range(50):
+                publisher.publish("broadcast:stalled", payload)
+            time.sleep(0.2)
+        assert stats(server)["hubs"][0]["listeners"] == 0, "the stalled client is still attached"
+        assert "closing with 1013" in server.log_text()
+        sock.close()
+    finally:
+        server.stop()

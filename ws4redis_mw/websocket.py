@@ -133,7 +133,10 @@ class WebSocket:
             return
         if action.code not in (1000, 1001):
             logger.info("%s: closing with %d: %s", self.name, action.code, action.reason)
-        self._send(frames.encode_close(action.code, action.reason))
+        # Messages not yet handed to the socket are dropped: the close frame
+        # goes next, and a slow client's backlog does not have to drain first.
+        self._outbox = [frames.encode_close(action.code, action.reason)]
+        self._wake_writer()
         self._close_deadline = gevent.get_hub().loop.now() + CLOSE_TIMEOUT
         # Wake a reader blocked without a timeout so it starts counting.
         if self._transport is not None:

@@ -33,4 +33,5 @@ WS4REDIS_PREFIX = os.environ.get("WS4REDIS_TEST_PREFIX") or None
 WS4REDIS_HEARTBEAT = os.environ.get("WS4REDIS_TEST_HEARTBEAT", "--heartbeat--")
 WS4REDIS_HEARTBEAT_INTERVAL = float(os.environ.get("WS4REDIS_TEST_HEARTBEAT_INTERVAL", "4"))
 WS4REDIS_MAX_MESSAGE_SIZE = int(os.environ.get("WS4REDIS_TEST_MAX_MESSAGE_SIZE", str(64 * 1024)))
+WS4REDIS_MAX_PENDING = int(os.environ.get("WS4REDIS_TEST_MAX_PENDING", "1000"))
 WS4REDIS_ALLOWED_CHANNELS = "tests.project.views.allowed_channels"
