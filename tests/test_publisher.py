@@ -105,3 +105,33 @@ def test_connection_setting_accepts_a_url_or_a_dict():
     assert connection_kwargs("redis://:pw@h:7000/3") == {"host": "h", "port": 7000, "db": 3, "password": "pw"}
     assert connection_kwargs("unix:///run/redis.sock?db=2")["path"] == "/run/redis.sock"
     assert connection_kwargs({"host": "h", "port": 1, "db": 0, "password": None}) == {"host": "h", "port": 1, "db": 0, "password": None}
+
+
+
+def test_many_greenlets_publishing_at_once_share_a_bounded_pool(django_setup, tmp_path):
+    """Under gevent every request is a greenlet: 200 concurrent publishers must not mean 200 connections."""
+    import os
+    import subprocess
+    import sys
+
+    from servers import RedisServer
+
+    own = RedisServer(tmp_path)
+    own.start()
+    try:
+        script = f"""
+from gevent import monkey; monkey.patch_all()
+import gevent, redis, django
+django.setup()
+from ws4redis_mw import RedisPublisher, RedisMessage
+def publish(i):
+    RedisPublisher(facility="pool", broadcast=True).publish_message(RedisMessage(str(i)))
+gevent.joinall([gevent.spawn(publish, i) for i in range(200)], raise_error=True)
+print(len(redis.Redis.from_url({own.url!r}).client_list()) - 1)
+"""
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.project.settings", "WS4REDIS_TEST_REDIS": own.url}
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
+        assert out.returncode == 0, out.stderr
+        assert int(out.stdout.strip()) <= 4
+    finally:
+        own.stop()

@@ -45,8 +45,16 @@ def _connection_class(kwargs: Dict[str, Any]) -> type:
     return kwargs.pop("connection_class", None) or (UnixDomainSocketConnection if "path" in kwargs else Connection)
 
 
+#: Connections the publisher's pool opens at most per process, and seconds a
+#: publish waits for one to be free.  Bounded, because under gevent every
+#: concurrent request is a greenlet and an unbounded pool opens one
+#: connection for each request that publishes at the same moment.
+PUBLISHER_MAX_CONNECTIONS = 4
+PUBLISHER_POOL_TIMEOUT = 5.0
+
+
 def get_client(config: Union[dict, str]) -> redis.Redis:
-    """The process's redis-py client for ``config`` (one pool per process and config)."""
+    """The process's redis-py client for ``config`` (one bounded pool per process and config)."""
     key = (os.getpid(), repr(config))
     client = _clients.get(key)
     if client is None:
@@ -54,7 +62,12 @@ def get_client(config: Union[dict, str]) -> redis.Redis:
             client = _clients.get(key)
             if client is None:
                 kwargs = connection_kwargs(config)
-                pool = redis.ConnectionPool(connection_class=_connection_class(kwargs), **kwargs)
+                pool = redis.BlockingConnectionPool(
+                    connection_class=_connection_class(kwargs),
+                    max_connections=PUBLISHER_MAX_CONNECTIONS,
+                    timeout=PUBLISHER_POOL_TIMEOUT,
+                    **kwargs,
+                )
                 client = _clients[key] = redis.Redis(connection_pool=pool)
     return client
 
