@@ -6,7 +6,7 @@ Design rules of this module:
   websocket, in the thread and gevent loop that serves the sockets.  It holds
   at most two Redis connections: one in subscribe mode, read by one greenlet,
   and one for commands (``PUBLISH`` + ``SET EX``, ``MGET`` of kept messages),
-  used under a lock.  The publisher Django code calls has its own pool.
+  written by one flusher greenlet that pipelines whatever is queued.  The publisher Django code calls has its own pool.
 * A channel is subscribed in Redis while at least one local listener wants it:
   the first :meth:`Hub.attach` for a channel sends ``SUBSCRIBE`` and waits for
   Redis to confirm it, so that a message published once ``attach`` has
@@ -34,7 +34,7 @@ import gevent
 import gevent.event
 import gevent.lock
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError, ResponseError, TimeoutError as RedisTimeoutError
 
 from . import frames
 from .connection import hub_connection
@@ -79,7 +79,8 @@ class Hub:
         self._generation = 0  # counts (re)connections of the subscription
         self._cmd_conn = None
         self._cmd_generation = -1
-        self._cmd_lock = gevent.lock.Semaphore()
+        self._queue: List[tuple] = []  # (commands, AsyncResult) waiting for the flusher
+        self._flusher: Optional[gevent.Greenlet] = None
         self._reader: Optional[gevent.Greenlet] = None
         self._stopped = False
         self._failed_once = False  # a connection attempt or connection has failed: don't make handshakes wait
@@ -202,19 +203,54 @@ class Hub:
         return list(values)
 
     def _command(self, commands: List[tuple]) -> list:
+        """Run ``commands`` on the command connection; raise the first error reply.
+
+        Callers queue their commands; one flusher greenlet sends everything
+        queued at that moment in one write and reads the replies back in
+        order.  Concurrent publishes from many sockets thus share round
+        trips instead of queueing behind each other's.
+        """
         if not self.connected:
             raise RedisUnavailable("not connected to Redis")
-        with self._cmd_lock:
-            try:
-                conn = self._command_connection()
-                conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-                replies = [conn.read_response() for _ in commands]
-            except _CONNECTION_ERRORS as exc:
-                self._drop_command_connection()
-                raise RedisUnavailable(str(exc)) from exc
+        result = gevent.event.AsyncResult()
+        self._queue.append((commands, result))
+        if self._flusher is None:
+            self._flusher = gevent.spawn(self._flush)
+        replies = result.get()
         for reply in replies:
             if isinstance(reply, RedisError):
                 raise reply
+        return replies
+
+    def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                commands = [command for own, _ in batch for command in own]
+                try:
+                    replies = self._round_trip(commands)
+                except _CONNECTION_ERRORS as exc:
+                    self._drop_command_connection()
+                    error = RedisUnavailable(str(exc))
+                    for _, result in batch:
+                        result.set_exception(error)
+                    continue
+                start = 0
+                for own, result in batch:
+                    result.set(replies[start:start + len(own)])
+                    start += len(own)
+        finally:
+            self._flusher = None
+
+    def _round_trip(self, commands: List[tuple]) -> list:
+        conn = self._command_connection()
+        conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+        replies = []
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except ResponseError as error:  # an error reply; the next replies still follow
+                replies.append(error)
         return replies
 
     def _command_connection(self):
