@@ -164,3 +164,19 @@ def test_page_reconnects_after_a_server_restart(browse, site):
     send(open_chat(browse()), message)
     expect(messages(page).last).to_contain_text(message, timeout=WAIT)
     screenshot(page, "reconnected", site)
+
+
+def test_message_sent_while_disconnected_is_queued_and_sent_after_reconnect(browse, site):
+    """The JavaScript client's send queue: typed while the server is down, delivered once it is back."""
+    from playwright.sync_api import expect
+
+    page = open_chat(browse())
+    site.stop()
+    expect(page.locator("#status")).to_have_attribute("data-state", "reconnecting", timeout=WAIT)
+    message = text()
+    send(page, message)  # the broadcast page publishes through its own websocket: queued now
+    page.wait_for_timeout(300)
+    expect(messages(page)).to_have_count(0)  # nothing shown before it has made the trip
+    site.start()
+    expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=30_000)
+    expect(messages(page).last).to_contain_text(message, timeout=WAIT)  # back through Redis (echo)
