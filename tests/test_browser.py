@@ -180,3 +180,23 @@ def test_message_sent_while_disconnected_is_queued_and_sent_after_reconnect(brow
     site.start()
     expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=30_000)
     expect(messages(page).last).to_contain_text(message, timeout=WAIT)  # back through Redis (echo)
+
+
+def test_dead_connection_is_detected_by_missed_heartbeats(browse, site):
+    """A server that stops answering without closing anything (SIGSTOP): the page
+    notices through its unanswered heartbeats, and reconnects once it is back."""
+    import signal
+
+    from playwright.sync_api import expect
+
+    page = open_chat(browse())
+    pids = site.pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        # heartbeat_interval 5 s, 3 missed: about 15-20 s with no close frame and no FIN.
+        expect(page.locator("#status")).to_have_attribute("data-state", "reconnecting", timeout=30_000)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=40_000)
