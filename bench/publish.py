@@ -9,18 +9,13 @@ publish.  Starts its own redis-server and server on 127.0.0.1.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import psutil
 import websockets
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from servers import SERVER_MODES, RedisServer, Server  # noqa: E402
+from stack import RedisServer, Server, main
 
 
 async def run(server: Server, redis: RedisServer, sockets: int, messages: int) -> dict:
@@ -48,26 +43,5 @@ async def run(server: Server, redis: RedisServer, sockets: int, messages: int) -
             "publishes_per_s": round(total / wall), "server_cpu_us_per_publish": round(cpu / total * 1e6, 1)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", default="pywsgi", choices=[m.name for m in SERVER_MODES])
-    parser.add_argument("--sockets", type=int, default=100)
-    parser.add_argument("--messages", type=int, default=200)
-    args = parser.parse_args()
-    mode = next(m for m in SERVER_MODES if m.name == args.mode)
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        redis = RedisServer(workdir)
-        redis.start()
-        server = Server(mode, redis.url, workdir, {"WS4REDIS_TEST_HEARTBEAT": "", "WS4REDIS_TEST_EXPIRE": "0"})
-        server.start()
-        try:
-            result = asyncio.run(run(server, redis, args.sockets, args.messages))
-        finally:
-            server.stop()
-            redis.stop()
-    print(f"{args.mode}: " + ", ".join(f"{k}={v}" for k, v in result.items()))
-
-
 if __name__ == "__main__":
-    main()
+    main(run, __doc__.splitlines()[0], default_sockets=100, default_messages=200)
