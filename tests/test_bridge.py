@@ -1,89 +1,200 @@
-"""The per-socket logic, driven with events directly (no gevent, sockets or Redis)."""
+"""The I/O-free core of a connection, driven with bytes and events directly (no gevent, sockets or Redis)."""
+
+import dataclasses
+import struct
 
 from ws4redis_mw import frames
-from ws4redis_mw.bridge import Bridge, CloseConnection, Publish, Send
+from ws4redis_mw.bridge import Bridge, End, Publish, Send, Side, StartClose, State
+from ws4redis_mw.frames import CloseCode, Opcode
+from ws4redis_mw.settings import Settings
+
+from helpers import client_frame
 
 CHANNEL = "broadcast:chat"
+SETTINGS = Settings(heartbeat="--hb--", heartbeat_interval=4.0, ping_interval=25.0, ping_timeout=20.0,
+                    max_backlog=1000, close_timeout=2.0, expire=7, max_message_size=100)
 
 
-def bridge(**kwargs):
-    defaults = dict(subscriptions=[CHANNEL], publishers=[CHANNEL], heartbeat="--hb--", max_pending=3)
+def bridge(settings=SETTINGS, **kwargs):
+    defaults = dict(subscriptions=[CHANNEL], publishers=[CHANNEL])
     defaults.update(kwargs)
-    return Bridge(**defaults)
+    b = Bridge(settings, **defaults)
+    b.start(0.0)
+    return b
 
 
-def redis(b, payload, backlog=0):
-    return b.on_redis_message(CHANNEL, payload, frames.encode_message(payload), backlog)
+def text(payload):
+    return client_frame(Opcode.TEXT, payload)
 
 
-def test_client_message_is_published():
-    assert bridge().on_client_event(frames.Message(b"hi", True)) == [Publish(b"hi")]
+def redis(b, payload, unsent=0):
+    return b.redis_message(CHANNEL, payload, frames.encode_message(payload), unsent)
+
+
+def test_kept_messages_are_sent_first_and_empty_ones_skipped():
+    b = Bridge(SETTINGS, subscriptions=[CHANNEL])
+    assert b.start(0.0, [b"old", None, b""]) == [Send(frames.encode_message(b"old"))]
+
+
+def test_client_message_is_published_with_its_channels_and_expiry():
+    assert bridge().receive_data(text(b"hi"), 1.0) == [Publish((CHANNEL,), b"hi", 7)]
+
+
+def test_message_split_over_reads_is_published_once_complete():
+    b = bridge()
+    data = text(b"hello")
+    assert b.receive_data(data[:3], 1.0) == []
+    assert b.receive_data(data[3:], 1.0) == [Publish((CHANNEL,), b"hello", 7)]
 
 
 def test_client_message_without_publish_flags_is_dropped():
-    assert bridge(publishers=[]).on_client_event(frames.Message(b"hi", True)) == []
+    assert bridge(publishers=[]).receive_data(text(b"hi"), 1.0) == []
 
 
 def test_heartbeat_is_answered_not_published():
-    assert bridge().on_client_event(frames.Message(b"--hb--", True)) == [Send(frames.encode_message(b"--hb--"))]
+    assert bridge().receive_data(text(b"--hb--"), 1.0) == [Send(frames.encode_message(b"--hb--"))]
 
 
 def test_without_heartbeat_the_string_is_an_ordinary_message():
-    assert bridge(heartbeat=None).on_client_event(frames.Message(b"--hb--", True)) == [Publish(b"--hb--")]
+    b = bridge(dataclasses.replace(SETTINGS, heartbeat=None))
+    assert b.receive_data(text(b"--hb--"), 1.0) == [Publish((CHANNEL,), b"--hb--", 7)]
 
 
 def test_own_message_is_swallowed_once_without_echo():
     b = bridge()
-    b.on_client_event(frames.Message(b"mine", True))
+    b.receive_data(text(b"mine"), 1.0)
     assert redis(b, b"mine") == []
     assert redis(b, b"mine") == [Send(frames.encode_message(b"mine"))]
 
 
 def test_own_message_comes_back_with_echo_keeping_its_binary_type():
     b = bridge(echo=True)
-    b.on_client_event(frames.Message(b"", False))
-    assert redis(b, b"") == [Send(frames.encode_frame(frames.OP_BINARY, b""))]
-
-
-def test_idle_socket_gets_heartbeat():
-    assert bridge().on_idle() == [Send(frames.encode_message(b"--hb--"))]
-    assert bridge(heartbeat=None).on_idle() == []
+    b.receive_data(client_frame(Opcode.BINARY, b""), 1.0)
+    assert redis(b, b"") == [Send(frames.encode_frame(Opcode.BINARY, b""))]
 
 
 def test_ping_is_answered_with_pong_of_same_payload():
-    assert bridge().on_client_event(frames.Ping(b"p")) == [Send(frames.encode_frame(frames.OP_PONG, b"p"))]
+    assert bridge().receive_data(client_frame(Opcode.PING, b"p"), 1.0) == [Send(frames.encode_frame(Opcode.PONG, b"p"))]
 
 
 def test_client_close_is_echoed_and_ends_the_connection():
-    assert bridge().on_client_event(frames.Close(4001, "bye")) == [Send(frames.encode_close(4001)), CloseConnection(None)]
-
-
-def test_answer_to_our_close_ends_without_another_close_frame():
     b = bridge()
-    assert b.close(1001, "shutdown") == [CloseConnection(1001, "shutdown")]
-    assert b.on_client_event(frames.Close(1001, "")) == [CloseConnection(None)]
+    assert b.receive_data(client_frame(Opcode.CLOSE, struct.pack("!H", 4001) + b"bye"), 1.0) == [
+        Send(frames.encode_close(4001)), End("closed by the client")]
+    assert (b.state, b.closed_by, b.close_code) == (State.CLOSED, Side.CLIENT, 4001)
+
+
+def test_server_close_sends_close_frame_and_waits_for_the_answer():
+    b = bridge()
+    assert b.close(CloseCode.GOING_AWAY, "shutdown") == [StartClose(frames.encode_close(1001, "shutdown"), CloseCode.GOING_AWAY, "shutdown")]
+    assert (b.state, b.closed_by) == (State.CLOSING, Side.SERVER)
+    assert b.receive_data(client_frame(Opcode.CLOSE, struct.pack("!H", 1001)), 1.0) == [End("close handshake complete")]
+    assert b.state is State.CLOSED
 
 
 def test_close_happens_once():
     b = bridge()
-    b.close(1001)
-    assert b.close(1011) == []
+    b.close(CloseCode.GOING_AWAY)
+    assert b.close(CloseCode.INTERNAL_ERROR) == []
 
 
-def test_slow_client_is_closed_with_1013():
+def test_while_closing_messages_and_pings_are_read_and_dropped():
     b = bridge()
-    assert redis(b, b"x", backlog=3) == [CloseConnection(1013, "client too slow: too many messages pending")]
+    b.close(CloseCode.GOING_AWAY)
+    assert b.receive_data(text(b"late") + client_frame(Opcode.PING, b"p"), 1.0) == []
+    assert redis(b, b"late") == [] and b.tick(100.0) == []
+
+
+def test_close_timeout_ends_the_connection_abruptly():
+    b = bridge()
+    b.close(CloseCode.GOING_AWAY)
+    assert b.tick(10.0) == []  # the first tick after the close starts the count
+    assert b.tick(11.9) == []
+    assert b.tick(12.0) == [End("the client did not answer our close frame", abort=True)]
+    assert b.state is State.CLOSED
+
+
+def test_framing_error_closes_with_its_code_and_discards_what_follows():
+    b = bridge()
+    unmasked = bytes([0x81, 2]) + b"hi"
+    (action,) = b.receive_data(unmasked, 1.0)
+    assert isinstance(action, StartClose) and action.code == CloseCode.PROTOCOL_ERROR
+    assert b.receive_data(client_frame(Opcode.CLOSE, struct.pack("!H", 1000)), 2.0) == []  # cannot be parsed any more
+
+
+def test_oversized_message_closes_with_1009():
+    (action,) = bridge().receive_data(text(b"x" * 101), 1.0)
+    assert isinstance(action, StartClose) and action.code == CloseCode.MESSAGE_TOO_BIG
+
+
+def test_invalid_utf8_closes_with_1007():
+    (action,) = bridge().receive_data(text(b"\xff"), 1.0)
+    assert isinstance(action, StartClose) and action.code == CloseCode.INVALID_DATA
+
+
+def test_backlog_past_the_limit_closes_with_1013():
+    (action,) = redis(bridge(), b"x" * 10, unsent=995)
+    assert isinstance(action, StartClose) and action.code == CloseCode.TRY_AGAIN_LATER
+
+
+def test_backlog_up_to_the_limit_is_fine():
+    assert redis(bridge(), b"x" * 10, unsent=1000 - 12) == [Send(frames.encode_message(b"x" * 10))]
+
+
+def test_a_message_larger_than_the_limit_fits_an_empty_backlog():
+    payload = b"x" * 5000
+    assert redis(bridge(), payload, unsent=0) == [Send(frames.encode_message(payload))]
+
+
+def test_unbounded_backlog_never_closes():
+    b = bridge(dataclasses.replace(SETTINGS, max_backlog=None))
+    assert redis(b, b"x", unsent=10**9) == [Send(frames.encode_message(b"x"))]
 
 
 def test_failed_publish_closes_with_1013():
-    assert bridge().on_publish_failed(b"x")[0].code == 1013
+    (action,) = bridge().publish_failed(b"x")
+    assert isinstance(action, StartClose) and action.code == CloseCode.TRY_AGAIN_LATER
 
 
-def test_protocol_error_closes_with_its_code():
-    assert bridge().on_protocol_error(frames.ProtocolError(1009, "big")) == [CloseConnection(1009, "big")]
-
-
-def test_nothing_is_sent_once_closing():
+def test_silent_client_gets_heartbeat_every_interval():
     b = bridge()
-    b.close(1001)
-    assert redis(b, b"late") == [] and b.on_idle() == []
+    assert b.tick(3.9) == []
+    assert b.tick(4.0) == [Send(frames.encode_message(b"--hb--"))]
+    assert b.tick(5.0) == []
+    assert b.tick(8.0) == [Send(frames.encode_message(b"--hb--"))]
+
+
+def test_talking_client_gets_no_heartbeat():
+    b = bridge()
+    b.receive_data(client_frame(Opcode.PONG, b""), 3.0)
+    assert b.tick(4.0) == []
+
+
+def test_silent_client_is_pinged_then_closed_with_1011_when_it_never_answers():
+    b = bridge(dataclasses.replace(SETTINGS, heartbeat=None))
+    assert b.tick(24.0) == []
+    (ping,) = b.tick(25.0)
+    assert isinstance(ping, Send) and ping.data[0] == 0x80 | Opcode.PING
+    assert b.tick(44.0) == []
+    (action,) = b.tick(45.0)
+    assert isinstance(action, StartClose) and action.code == CloseCode.INTERNAL_ERROR
+
+
+def test_any_answer_to_a_ping_keeps_the_socket():
+    b = bridge(dataclasses.replace(SETTINGS, heartbeat=None))
+    b.tick(25.0)
+    b.receive_data(client_frame(Opcode.PONG, b"ws4redis"), 30.0)
+    assert b.tick(46.0) == []
+    assert b.state is State.OPEN
+
+
+def test_pings_off_never_close():
+    b = bridge(dataclasses.replace(SETTINGS, heartbeat=None, ping_interval=None))
+    assert b.tick(1000.0) == [] and b.state is State.OPEN
+
+
+def test_lost_connection_is_closed_abnormally():
+    b = bridge()
+    b.connection_lost()
+    assert (b.state, b.closed_by, b.close_code) == (State.CLOSED, Side.CLIENT, CloseCode.ABNORMAL)
+    assert redis(b, b"late") == [] and b.tick(100.0) == []

@@ -8,18 +8,7 @@ import pytest
 from ws4redis_mw import frames
 from ws4redis_mw.frames import Close, FrameParser, Message, Ping, Pong, ProtocolError
 
-
-def client_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, mask: bytes = b"\x37\xfa\x21\x3d") -> bytes:
-    n = len(payload)
-    first = (0x80 if fin else 0) | rsv | opcode
-    if n < 126:
-        header = struct.pack("!BB", first, 0x80 | n)
-    elif n < 1 << 16:
-        header = struct.pack("!BBH", first, 0x80 | 126, n)
-    else:
-        header = struct.pack("!BBQ", first, 0x80 | 127, n)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return header + mask + masked
+from helpers import client_frame
 
 
 def parse(data: bytes, max_message_size=64 * 1024):

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from ws4redis_mw import frames
 from ws4redis_mw.frames import FrameParser, Message, ProtocolError
-from test_frames import client_frame
+from helpers import client_frame
 
 messages = st.lists(
     st.one_of(

@@ -18,7 +18,7 @@ import websockets
 
 from conftest import start_server
 from servers import SERVER_MODES, RedisServer
-from test_protocol import KEY, masked_frame, raw_websocket, read_close_code
+from helpers import KEY, masked_frame, raw_websocket, read_close_code
 
 SOCKETS = 1000
 MODES = {mode.name: mode for mode in SERVER_MODES}

@@ -14,7 +14,8 @@ import uuid
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-TIMEOUT = 5
+from helpers import KEY, TIMEOUT, masked_frame, raw_handshake, raw_websocket, read_close_code  # noqa: F401
+
 
 
 def facility() -> str:
@@ -305,64 +306,3 @@ def test_unsupported_version_is_refused_426(server):
                     "(it accepts versions 7 and 8 too; docs/deployment.md)")
     response = raw_handshake(server, "/ws/foo?subscribe-broadcast", version="8")
     assert response.startswith(b"HTTP/1.1 426") and b"Sec-WebSocket-Version: 13" in response
-
-
-# -- raw-socket helpers for frames a polite client never sends ------------------
-
-KEY = "dGhlIHNhbXBsZSBub25jZQ=="
-
-
-def raw_handshake(server, path: str, key: str = KEY, version: str = "13") -> bytes:
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
-    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: {version}\r\n\r\n").encode())
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    sock.close()
-    return data
-
-
-def raw_websocket(server, path: str) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
-    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(1)
-    assert data.startswith(b"HTTP/1.1 101"), data
-    return sock
-
-
-def masked_frame(opcode: int, payload: bytes) -> bytes:
-    mask = b"\x01\x02\x03\x04"
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    assert len(payload) < 126
-    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked
-
-
-def read_close_code(sock: socket.socket) -> int:
-    """Read frames until a close frame; return its code."""
-    buf = b""
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        while len(buf) >= 2:
-            opcode, length = buf[0] & 0x0F, buf[1] & 0x7F
-            start = 2 + (2 if length == 126 else 8 if length == 127 else 0)
-            if length >= 126:
-                if len(buf) < start:
-                    break
-                length = int.from_bytes(buf[2:start], "big")
-            if len(buf) < start + length:
-                break
-            payload, buf = buf[start:start + length], buf[start + length:]
-            if opcode == 0x8:
-                return int.from_bytes(payload[:2], "big")
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise AssertionError("connection closed without a close frame")
-        buf += chunk
-    raise AssertionError("no close frame in time")

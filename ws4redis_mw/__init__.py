@@ -24,7 +24,7 @@ def __getattr__(name):
 
         return getattr(redis_store, name)
     if name == "close_all_websockets":
-        from .hub import close_all_websockets
+        from .shutdown import close_all_websockets
 
         return close_all_websockets
     raise AttributeError(f"module 'ws4redis_mw' has no attribute {name!r}")

@@ -1,122 +1,256 @@
-"""The logic of one websocket bridged to Redis channels, with no I/O.
+"""The I/O-free core of one websocket bridged to Redis channels.
 
-A :class:`Bridge` is told what happened (a client event from the frame
-parser, a framing error, a message from Redis, a quiet spell, a failed
-publish) and answers with actions for the I/O loop to carry out:
-:class:`Send` (frame bytes to write), :class:`Publish` (bytes to publish to
-the socket's channels) and :class:`CloseConnection`.
+A :class:`Bridge` owns a whole connection the way python-websockets'
+``Protocol`` or wsproto's ``Connection`` do, without touching a socket, a
+greenlet, Redis or Django.  The I/O loop (:mod:`ws4redis_mw.websocket`) tells
+it what happened and carries out the actions it answers with:
+
+=============================  ==============================================
+input                          meaning
+=============================  ==============================================
+:meth:`Bridge.start`           the 101 is sent; these kept messages go first
+:meth:`Bridge.receive_data`    bytes from the client
+:meth:`Bridge.redis_message`   a message on one of the socket's channels
+:meth:`Bridge.tick`            the process timer (once a second or so)
+:meth:`Bridge.publish_failed`  Redis did not take a :class:`Publish`
+:meth:`Bridge.close`           the server closes (shutdown, an internal error)
+:meth:`Bridge.connection_lost` the client's end is gone
+=============================  ==============================================
+
+Actions: :class:`Send` (bytes to write), :class:`Publish` (a payload, its
+channels and expiry), :class:`StartClose` (drop what is not yet written,
+write our close frame) and :class:`End` (end the connection).  Every byte the
+server writes comes out of here as a :class:`Send` or :class:`StartClose`.
 
 Its rules, in one place:
 
-* A client message equal to the heartbeat string is answered with the
-  heartbeat and never published; so is nothing else.
-* A client message is published only if the socket asked for a
-  ``publish-*`` flag; otherwise it is dropped (as ws4redis does).
-* Without ``echo``, a message this socket published does not come back to it:
-  each publish to a channel the socket also subscribes to is remembered, and
-  the first Redis message on that channel with the same bytes is swallowed.
-  With ``echo`` it comes back as the type (text or binary) it was sent as;
-  every other message is sent as text when it is valid UTF-8, else as binary
-  (Redis keeps bytes only).
-* A client whose unsent backlog reaches ``max_pending`` messages is closed
-  with 1013 (try again later) rather than let memory grow; it may reconnect
-  and pick up the kept message.
-* Close codes: the client's own code is echoed; framing errors close with the
-  parser's code (1002, 1007, 1009); a publish that Redis refused closes with
-  1013 (try again later), so the client knows the message was not sent.
+* **State.**  One value, :class:`State`: ``OPEN``, then ``CLOSING`` after the
+  server sent its close frame (the client's answer is awaited, everything
+  else it sends is read and discarded, until :attr:`close_timeout`), then
+  ``CLOSED``.  :attr:`Bridge.closed_by` says who started the close.  A client
+  that closes first gets its code echoed and the connection ends at once.
+* **Heartbeat.**  A client message equal to the heartbeat string is answered
+  with it and never published.  The server also sends it after
+  ``heartbeat_interval`` seconds without hearing from the client (ws4redis).
+* **Keepalive.**  After ``ping_interval`` seconds without a byte from the
+  client the server sends a ping; if nothing at all (a pong or anything else)
+  arrives within ``ping_timeout`` seconds, the peer is taken for gone and the
+  socket is closed with 1011.  ``None`` turns pings off.
+* **Publishing.**  A client message is published only if the socket asked
+  for a ``publish-*`` flag; otherwise it is dropped (as ws4redis does).
+* **Echo.**  Without ``echo``, a message this socket published does not come
+  back to it: each publish to a channel the socket also subscribes to is
+  remembered, and the first Redis message on that channel with the same
+  bytes is swallowed.  With ``echo`` it comes back as the type (text or
+  binary) it was sent as; every other message is sent as text when it is
+  valid UTF-8, else as binary (Redis keeps bytes only).
+* **Backlog.**  ``unsent`` is what the I/O loop holds that the kernel has not
+  taken yet, in bytes.  A message that would take it past ``max_backlog`` closes
+  the socket with 1013 (try again later); a message always fits into an
+  empty backlog, whatever its size.
+* **Close codes.**  Framing errors close with the parser's code (1002, 1007,
+  1009); a publish that Redis refused closes with 1013, so the client knows
+  the message was not sent; an internal error closes with 1011.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Optional, Sequence, Union
+import enum
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import frames
+from .frames import CloseCode, Opcode
+from .settings import Settings
 
-__all__ = ["Send", "Publish", "CloseConnection", "Bridge"]
+__all__ = ["State", "Side", "Send", "Publish", "StartClose", "End", "Action", "Bridge", "ECHO_MEMORY"]
 
 #: How many of its own publishes a socket remembers for echo suppression.
 ECHO_MEMORY = 64
 
 
-@dataclasses.dataclass(frozen=True)
+class State(enum.Enum):
+    OPEN = "open"
+    CLOSING = "closing"  # our close frame is out; waiting for the client's
+    CLOSED = "closed"
+
+
+class Side(enum.Enum):
+    SERVER = "server"
+    CLIENT = "client"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Send:
+    """Write ``data`` after whatever is queued."""
+
     data: bytes
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Publish:
+    """Publish ``payload`` to ``channels`` and keep it ``expire`` seconds (0: not kept)."""
+
+    channels: Tuple[str, ...]
     payload: bytes
+    expire: int
 
 
-@dataclasses.dataclass(frozen=True)
-class CloseConnection:
-    """Send a close frame with ``code`` (unless ``None``: one was sent) and end the connection."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class StartClose:
+    """Drop the frames not yet begun, finish a frame already begun, then write ``data``, our close frame."""
 
-    code: Optional[int]
-    reason: str = ""
+    data: bytes
+    code: CloseCode
+    reason: str
 
 
-Action = Union[Send, Publish, CloseConnection]
+@dataclasses.dataclass(frozen=True, slots=True)
+class End:
+    """End the connection: at once when ``abort``, else once everything queued is written."""
+
+    reason: str
+    abort: bool = False
+
+
+Action = Union[Send, Publish, StartClose, End]
+_NOTHING: List[Action] = []  # never mutated: returned where there is nothing to do
 
 
 class Bridge:
-    def __init__(
-        self,
-        *,
-        subscriptions: Sequence[str] = (),
-        publishers: Sequence[str] = (),
-        echo: bool = False,
-        heartbeat: Optional[str] = None,
-        max_pending: Optional[int] = None,
-    ):
+    """The rules of one websocket; see the module docstring."""
+
+    __slots__ = (
+        "subscriptions", "publishers", "echo", "state", "closed_by", "close_code",
+        "settings", "_parser", "_heartbeat", "_heartbeat_frame", "_echoed_channels", "_own",
+        "_discarding", "_last_received", "_last_heartbeat", "_ping_sent_at", "_close_deadline",
+    )
+
+    def __init__(self, settings: Settings, *, subscriptions: Sequence[str] = (), publishers: Sequence[str] = (), echo: bool = False):
         self.subscriptions = list(subscriptions)
-        self.publishers = list(publishers)
+        self.publishers = tuple(publishers)
         self.echo = echo
-        self.max_pending = max_pending
+        self.state = State.OPEN
+        self.closed_by: Optional[Side] = None
+        self.close_code: Optional[int] = None
+        self.settings = settings
+        self._parser = frames.FrameParser(settings.max_message_size)
+        heartbeat = settings.heartbeat
         self._heartbeat = heartbeat.encode("utf-8") if heartbeat else None
         self._heartbeat_frame = frames.encode_message(heartbeat) if heartbeat else None
         self._echoed_channels = frozenset(self.publishers) & frozenset(self.subscriptions)
-        self._own: List[tuple] = []  # (payload, text) of recent own publishes; a list: most stay empty
-        self.closing = False
+        self._own: List[Tuple[bytes, bool]] = []  # (payload, text) of recent own publishes; a list: most stay empty
+        self._discarding = False  # the parser failed: what the client sends is read and dropped
+        self._last_received = 0.0  # set by start()
+        self._last_heartbeat = 0.0
+        self._ping_sent_at: Optional[float] = None
+        self._close_deadline: Optional[float] = None
 
-    def on_client_event(self, event: frames.Event) -> List[Action]:
+    # -- inputs --------------------------------------------------------------
+
+    def start(self, now: float, kept_messages: Iterable[Optional[bytes]] = ()) -> List[Action]:
+        """The connection is open; each channel's kept message is sent first."""
+        self._last_received = self._last_heartbeat = now
+        return [Send(frames.encode_message(message)) for message in kept_messages if message]
+
+    def receive_data(self, data: bytes, now: float) -> List[Action]:
+        """Bytes from the client; any byte at all proves the peer alive."""
+        self._last_received = now
+        self._ping_sent_at = None
+        if self._discarding or self.state is State.CLOSED:
+            return _NOTHING
+        self._parser.feed(data)
+        actions: List[Action] = []
+        try:
+            for event in self._parser.events():
+                actions += self._on_event(event)
+                if self.state is State.CLOSED:
+                    break
+        except frames.ProtocolError as error:
+            self._discarding = True  # nothing more can be parsed after a framing error
+            actions += self.close(error.code, error.reason)
+        return actions
+
+    def redis_message(self, channel: str, payload: bytes, frame: bytes, unsent: int = 0) -> List[Action]:
+        """``frame`` is ``payload`` already encoded, shared by every local socket."""
+        if self.state is not State.OPEN:
+            return _NOTHING
+        if self._own and channel in self._echoed_channels:
+            own_frame = self._own_echo(payload, frame)
+            if own_frame is None:
+                return _NOTHING
+            frame = own_frame
+        limit = self.settings.max_backlog
+        if unsent and limit is not None and unsent + len(frame) > limit:
+            return self.close(CloseCode.TRY_AGAIN_LATER, f"client too slow: more than {limit} bytes pending")
+        return [Send(frame)]
+
+    def tick(self, now: float) -> List[Action]:
+        """The process timer: heartbeats, pings, and the close timeout."""
+        if self.state is State.OPEN:
+            return self._keepalive(now)
+        if self.state is State.CLOSING:
+            if self._close_deadline is None:
+                # Counted from the first tick after the close: +1 tick at most.
+                self._close_deadline = now + self.settings.close_timeout
+            elif now >= self._close_deadline:
+                self.state = State.CLOSED
+                return [End("the client did not answer our close frame", abort=True)]
+        return _NOTHING
+
+    def publish_failed(self, payload: bytes) -> List[Action]:
+        for entry in self._own:
+            if entry[0] == payload:
+                self._own.remove(entry)
+                break
+        return self.close(CloseCode.TRY_AGAIN_LATER, "message not published: Redis is unavailable")
+
+    def close(self, code: CloseCode, reason: str = "") -> List[Action]:
+        """Start a close from the server side; once only."""
+        if self.state is not State.OPEN:
+            return _NOTHING
+        self.state = State.CLOSING
+        self.closed_by = Side.SERVER
+        self.close_code = code
+        return [StartClose(frames.encode_close(code, reason), code, reason)]
+
+    def connection_lost(self) -> None:
+        """The client's end is gone (end of stream or a socket error)."""
+        if self.state is State.OPEN:
+            self.closed_by = Side.CLIENT
+            self.close_code = CloseCode.ABNORMAL
+        self.state = State.CLOSED
+
+    # -- rules ---------------------------------------------------------------
+
+    def _on_event(self, event: frames.Event) -> List[Action]:
         if isinstance(event, frames.Message):
-            return self._on_client_message(event)
+            return self._on_message(event) if self.state is State.OPEN else _NOTHING
         if isinstance(event, frames.Ping):
-            return [Send(frames.encode_frame(frames.OP_PONG, event.payload))]
+            if self.state is not State.OPEN:
+                return _NOTHING
+            return [Send(frames.encode_frame(Opcode.PONG, event.payload))]
         if isinstance(event, frames.Close):
-            if self.closing:  # the answer to our own close frame
-                return [CloseConnection(None)]
-            self.closing = True
-            return [Send(frames.encode_close(event.code)), CloseConnection(None)]
-        return []  # an unsolicited pong needs no answer
+            if self.state is State.CLOSING:  # the answer to our own close frame
+                self.state = State.CLOSED
+                return [End("close handshake complete")]
+            self.state = State.CLOSED
+            self.closed_by = Side.CLIENT
+            self.close_code = event.code
+            return [Send(frames.encode_close(event.code)), End("closed by the client")]
+        return _NOTHING  # a pong: receive_data() already counted it as a sign of life
 
-    def _on_client_message(self, message: frames.Message) -> List[Action]:
+    def _on_message(self, message: frames.Message) -> List[Action]:
         if self._heartbeat is not None and message.data == self._heartbeat:
+            assert self._heartbeat_frame is not None
             return [Send(self._heartbeat_frame)]
         if not self.publishers:
-            return []
+            return _NOTHING
         if self._echoed_channels:
             self._own.append((message.data, message.text))
             if len(self._own) > ECHO_MEMORY:
                 del self._own[0]
-        return [Publish(message.data)]
-
-    def on_protocol_error(self, error: frames.ProtocolError) -> List[Action]:
-        return self.close(error.code, error.reason)
-
-    def on_redis_message(self, channel: str, payload: bytes, frame: bytes, backlog: int = 0) -> List[Action]:
-        """``frame`` is ``payload`` already encoded, shared by every local socket."""
-        if self.closing:
-            return []
-        if self._own and channel in self._echoed_channels:
-            frame = self._own_echo(payload, frame)
-            if frame is None:
-                return []
-        if self.max_pending is not None and backlog >= self.max_pending:
-            return self.close(1013, "client too slow: too many messages pending")
-        return [Send(frame)]
+        return [Publish(self.publishers, message.data, self.settings.expire)]
 
     def _own_echo(self, payload: bytes, frame: bytes) -> Optional[bytes]:
         """The frame to send for a message that may be our own: ``None`` to swallow it."""
@@ -125,26 +259,23 @@ class Bridge:
                 self._own.remove(entry)
                 if not self.echo:
                     return None
-                opcode = frames.OP_TEXT if entry[1] else frames.OP_BINARY
+                opcode = Opcode.TEXT if entry[1] else Opcode.BINARY
                 return frame if frame[0] & 0x0F == opcode else frames.encode_frame(opcode, payload)
         return frame
 
-    def on_idle(self) -> List[Action]:
-        """Nothing was received for the heartbeat interval."""
-        if self._heartbeat_frame is None or self.closing:
-            return []
-        return [Send(self._heartbeat_frame)]
+    def _keepalive(self, now: float) -> List[Action]:
+        settings = self.settings
+        actions: List[Action] = _NOTHING
+        if self._ping_sent_at is not None:
+            if settings.ping_timeout is not None and now - self._ping_sent_at >= settings.ping_timeout:
+                return self.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+        elif settings.ping_interval is not None and now - self._last_received >= settings.ping_interval:
+            self._ping_sent_at = now
+            actions = [Send(_PING)]
+        if self._heartbeat_frame is not None and now - max(self._last_received, self._last_heartbeat) >= settings.heartbeat_interval:
+            self._last_heartbeat = now
+            actions = actions + [Send(self._heartbeat_frame)]
+        return actions
 
-    def on_publish_failed(self, payload: bytes) -> List[Action]:
-        for entry in self._own:
-            if entry[0] == payload:
-                self._own.remove(entry)
-                break
-        return self.close(1013, "message not published: Redis is unavailable")
 
-    def close(self, code: int, reason: str = "") -> List[Action]:
-        """Start a close from the server side (shutdown, errors); once only."""
-        if self.closing:
-            return []
-        self.closing = True
-        return [CloseConnection(code, reason)]
+_PING = frames.encode_frame(Opcode.PING, b"ws4redis")

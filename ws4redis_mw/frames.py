@@ -21,17 +21,44 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import enum
 import struct
 from typing import Iterator, List, Optional, Union
 
 __all__ = [
-    "OP_CONT", "OP_TEXT", "OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG",
+    "Opcode", "CloseCode", "OP_CONT", "OP_TEXT", "OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG",
     "Message", "Ping", "Pong", "Close", "ProtocolError", "FrameParser",
     "encode_frame", "encode_close", "encode_message", "is_valid_close_code",
 ]
 
-OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
-OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
+
+class Opcode(enum.IntEnum):
+    CONT = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+class CloseCode(enum.IntEnum):
+    """The close codes of RFC 6455 7.4.1 (and IANA's registry) this server sends or names."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    NO_STATUS = 1005  # never on the wire: "the close frame carried no code"
+    ABNORMAL = 1006  # never on the wire: "the connection ended without a close frame"
+    INVALID_DATA = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    TRY_AGAIN_LATER = 1013
+
+
+OP_CONT, OP_TEXT, OP_BINARY = Opcode.CONT, Opcode.TEXT, Opcode.BINARY
+OP_CLOSE, OP_PING, OP_PONG = Opcode.CLOSE, Opcode.PING, Opcode.PONG
 _DATA_OPCODES = (OP_CONT, OP_TEXT, OP_BINARY)
 _CONTROL_OPCODES = (OP_CLOSE, OP_PING, OP_PONG)
 
@@ -76,8 +103,8 @@ Event = Union[Message, Ping, Pong, Close]
 class ProtocolError(Exception):
     """The peer broke the protocol; close the connection with ``code``."""
 
-    def __init__(self, code: int, reason: str):
-        super().__init__(f"{code} {reason}")
+    def __init__(self, code: CloseCode, reason: str):
+        super().__init__(f"{int(code)} {reason}")
         self.code = code
         self.reason = reason
 
@@ -125,17 +152,17 @@ class FrameParser:
         first, second = buf[0], buf[1]
         fin, opcode = first & 0x80, first & 0x0F
         if first & 0x70:
-            raise ProtocolError(1002, "reserved bits set without a negotiated extension")
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "reserved bits set without a negotiated extension")
         if not second & 0x80:
-            raise ProtocolError(1002, "client frames must be masked")
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "client frames must be masked")
         length, offset = second & 0x7F, 2
         if opcode in _CONTROL_OPCODES:
             if not fin:
-                raise ProtocolError(1002, "fragmented control frame")
+                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "fragmented control frame")
             if length > 125:
-                raise ProtocolError(1002, "control frame payload longer than 125 bytes")
+                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "control frame payload longer than 125 bytes")
         elif opcode not in _DATA_OPCODES:
-            raise ProtocolError(1002, f"unknown opcode {opcode}")
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, f"unknown opcode {opcode}")
         if length == 126:
             if len(buf) < 4:
                 return None
@@ -146,7 +173,7 @@ class FrameParser:
                 return None
             (length,) = struct.unpack_from("!Q", buf, 2)
             if length >> 63:
-                raise ProtocolError(1002, "frame length has its most significant bit set")
+                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "frame length has its most significant bit set")
             offset = 10
         if opcode in _DATA_OPCODES:
             self._check_data_frame(opcode, length)
@@ -165,11 +192,11 @@ class FrameParser:
 
     def _check_data_frame(self, opcode: int, length: int) -> None:
         if opcode == OP_CONT and self._fragment_opcode is None:
-            raise ProtocolError(1002, "continuation frame without a message to continue")
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "continuation frame without a message to continue")
         if opcode != OP_CONT and self._fragment_opcode is not None:
-            raise ProtocolError(1002, "new message before the fragmented one ended")
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "new message before the fragmented one ended")
         if self.max_message_size is not None and self._fragment_size + length > self.max_message_size:
-            raise ProtocolError(1009, f"message larger than {self.max_message_size} bytes")
+            raise ProtocolError(CloseCode.MESSAGE_TOO_BIG, f"message larger than {self.max_message_size} bytes")
 
     def _data_frame(self, opcode: int, fin: bool, payload: bytes):
         if opcode != OP_CONT:
@@ -180,7 +207,7 @@ class FrameParser:
             try:
                 self._utf8.decode(payload, final=fin)
             except UnicodeDecodeError:
-                raise ProtocolError(1007, "text message is not valid UTF-8") from None
+                raise ProtocolError(CloseCode.INVALID_DATA, "text message is not valid UTF-8") from None
         self._fragments.append(payload)
         self._fragment_size += len(payload)
         if not fin:
@@ -196,16 +223,16 @@ _CONTINUE = object()
 
 def _parse_close(payload: bytes) -> Close:
     if not payload:
-        return Close(1005, "")
+        return Close(CloseCode.NO_STATUS, "")
     if len(payload) == 1:
-        raise ProtocolError(1002, "close frame with a one-byte payload")
+        raise ProtocolError(CloseCode.PROTOCOL_ERROR, "close frame with a one-byte payload")
     (code,) = struct.unpack_from("!H", payload)
     if not is_valid_close_code(code):
-        raise ProtocolError(1002, f"invalid close code {code}")
+        raise ProtocolError(CloseCode.PROTOCOL_ERROR, f"invalid close code {code}")
     try:
         reason = payload[2:].decode("utf-8")
     except UnicodeDecodeError:
-        raise ProtocolError(1007, "close reason is not valid UTF-8") from None
+        raise ProtocolError(CloseCode.INVALID_DATA, "close reason is not valid UTF-8") from None
     return Close(code, reason)
 
 
@@ -234,7 +261,7 @@ def encode_message(payload: Union[bytes, str]) -> bytes:
 
 def encode_close(code: int = 1000, reason: str = "") -> bytes:
     """A close frame; 1005 (no status) gives an empty payload; the reason is cut to fit 125 bytes."""
-    if code == 1005:
+    if code == CloseCode.NO_STATUS:
         return encode_frame(OP_CLOSE)
     data = reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
     return encode_frame(OP_CLOSE, struct.pack("!H", code) + data)

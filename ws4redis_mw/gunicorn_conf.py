@@ -17,7 +17,7 @@ from typing import Any
 
 import gevent
 
-from .hub import close_all_websockets
+from .shutdown import close_all_websockets
 
 __all__ = ["post_worker_init"]
 
@@ -31,7 +31,7 @@ def post_worker_init(worker: Any) -> None:
 def _closing_first(handler):
     def handle(signum, frame):
         # Run in the gevent loop, not inside the signal handler.
-        gevent.get_hub().loop.run_callback(close_all_websockets, 1001, "server shutting down")
+        gevent.get_hub().loop.run_callback(gevent.spawn, close_all_websockets)
         handler(signum, frame)
 
     return handle

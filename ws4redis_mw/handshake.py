@@ -19,12 +19,14 @@ import binascii
 import dataclasses
 import hashlib
 import logging
+from http import HTTPStatus
 from typing import List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Request, Response
 
 from .channels import InvalidFacility, validate_facility
+from .frames import CloseCode
 
 __all__ = ["Handshake", "Refusal", "is_websocket_request", "parse", "accept_headers"]
 
@@ -33,27 +35,33 @@ logger = logging.getLogger("ws4redis_mw.handshake")
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 #: The close code that stands for each refusal once the connection is upgraded.
-_CLOSE_CODES = {400: 1008, 403: 1008, 404: 1008, 426: 1002, 500: 1011, 501: 1011, 503: 1013}
+_CLOSE_CODES = {
+    HTTPStatus.BAD_REQUEST: CloseCode.POLICY_VIOLATION,
+    HTTPStatus.FORBIDDEN: CloseCode.POLICY_VIOLATION,
+    HTTPStatus.NOT_FOUND: CloseCode.POLICY_VIOLATION,
+    HTTPStatus.UPGRADE_REQUIRED: CloseCode.PROTOCOL_ERROR,
+    HTTPStatus.SERVICE_UNAVAILABLE: CloseCode.TRY_AGAIN_LATER,
+}
 
 
 class Refusal(Exception):
     """The handshake is refused: answer ``status`` with ``reason`` as the body."""
 
-    def __init__(self, status: int, reason: str, headers: Optional[List[Tuple[str, str]]] = None):
-        super().__init__(f"{status} {reason}")
+    def __init__(self, status: HTTPStatus, reason: str, headers: Optional[List[Tuple[str, str]]] = None):
+        super().__init__(f"{int(status)} {reason}")
         self.status = status
         self.reason = reason
         self.headers = headers or []
 
     @property
-    def close_code(self) -> int:
-        return _CLOSE_CODES.get(self.status, 1011)
+    def close_code(self) -> CloseCode:
+        return _CLOSE_CODES.get(self.status, CloseCode.INTERNAL_ERROR)
 
     def response(self) -> Response:
         headers = list(self.headers)
-        if self.status == 503:
+        if self.status == HTTPStatus.SERVICE_UNAVAILABLE:
             headers.append(("Retry-After", "5"))
-        return Response(self.reason + "\n", status=self.status, headers=headers, mimetype="text/plain")
+        return Response(self.reason + "\n", status=int(self.status), headers=headers, mimetype="text/plain")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,27 +85,27 @@ def parse(request: Request, websocket_url: str, *, upgraded: bool = False) -> Ha
     try:
         validate_facility(facility)
     except InvalidFacility as exc:
-        raise Refusal(400, f"invalid facility name: {exc}") from None
+        raise Refusal(HTTPStatus.BAD_REQUEST, f"invalid facility name: {exc}") from None
     flags = list(request.args.keys())
     return Handshake(facility=facility, flags=flags, key=request.headers.get("Sec-WebSocket-Key", ""), echo="echo" in flags)
 
 
 def _check_http(request: Request) -> None:
     if not is_websocket_request(request):
-        raise Refusal(426, "this URL serves websockets only: send a websocket upgrade request",
+        raise Refusal(HTTPStatus.UPGRADE_REQUIRED, "this URL serves websockets only: send a websocket upgrade request",
                       [("Upgrade", "websocket"), ("Connection", "Upgrade")])
     if request.method != "GET":
-        raise Refusal(405, "a websocket handshake must use GET", [("Allow", "GET")])
+        raise Refusal(HTTPStatus.METHOD_NOT_ALLOWED, "a websocket handshake must use GET", [("Allow", "GET")])
     if request.environ.get("SERVER_PROTOCOL") == "HTTP/1.0":
-        raise Refusal(400, "a websocket handshake needs HTTP/1.1")
+        raise Refusal(HTTPStatus.BAD_REQUEST, "a websocket handshake needs HTTP/1.1")
     if request.headers.get("Sec-WebSocket-Version", "").strip() != "13":
-        raise Refusal(426, "unsupported Sec-WebSocket-Version: only 13 is spoken", [("Sec-WebSocket-Version", "13")])
+        raise Refusal(HTTPStatus.UPGRADE_REQUIRED, "unsupported Sec-WebSocket-Version: only 13 is spoken", [("Sec-WebSocket-Version", "13")])
     key = request.headers.get("Sec-WebSocket-Key", "")
     try:
         if len(base64.b64decode(key.encode("ascii"), validate=True)) != 16:
             raise ValueError
     except (ValueError, binascii.Error, UnicodeEncodeError):
-        raise Refusal(400, "missing or malformed Sec-WebSocket-Key") from None
+        raise Refusal(HTTPStatus.BAD_REQUEST, "missing or malformed Sec-WebSocket-Key") from None
 
 
 def check_origin(request: Request, allowed_origins: Optional[list]) -> None:
@@ -115,7 +123,7 @@ def check_origin(request: Request, allowed_origins: Optional[list]) -> None:
             allowed_hosts = [".localhost", "127.0.0.1", "[::1]"]
         if host and validate_host(host, allowed_hosts):
             return
-    raise Refusal(403, f"origin {origin} is not allowed")
+    raise Refusal(HTTPStatus.FORBIDDEN, f"origin {origin} is not allowed")
 
 
 def accept_headers(key: str) -> List[Tuple[str, str]]:

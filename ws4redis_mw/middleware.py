@@ -19,17 +19,21 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any, Callable, Iterable, Optional
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Tuple, Type
 
 from werkzeug.wrappers import Request
 
-from . import audience, handshake, transports
+from . import audience, frames, handshake, transports
 from .bridge import Bridge
-from .channels import PUBLISH_FLAGS, SUBSCRIBE_FLAGS
 from .handshake import Refusal
 from .hub import RedisUnavailable, get_hub
-from .settings import Settings, import_string_or_callable, load
+from .settings import Settings, process_settings
+from .subscriber import RedisSubscriber, subscriber_class
 from .websocket import WebSocket
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 __all__ = ["WebSocketMiddleware"]
 
@@ -41,27 +45,39 @@ _ids = itertools.count(1)
 class WebSocketMiddleware:
     """Wrap a WSGI application (Django's) and serve websockets under ``WEBSOCKET_URL``.
 
-    ``settings`` defaults to what :func:`ws4redis_mw.settings.load` reads from
-    Django on the first request.
+    ``settings`` defaults to Django's, read once (:func:`process_settings`):
+    at construction when Django is configured (as in a ``wsgi.py``), else on
+    the first request.  Every part of the websocket path uses this one object.
+    A ``WS4REDIS_SUBSCRIBER`` that cannot work raises
+    :class:`~ws4redis_mw.settings.SettingsError` then, not on a socket.
     """
 
-    def __init__(self, app: Callable, settings: Optional[Settings] = None):
+    def __init__(self, app: "WSGIApplication", settings: Optional[Settings] = None):
         self.app = app
         self._settings = settings
+        self._subscriber: Optional[Type[RedisSubscriber]] = None
+        if settings is not None or _django_configured():
+            self._prepare()
         transports.prepare_server()  # at startup, not on the first websocket
 
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load()
+            self._prepare()
+        assert self._settings is not None
         return self._settings
 
-    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+    def _prepare(self) -> None:
+        settings = self._settings or process_settings()
+        self._subscriber = subscriber_class(settings.subscriber)
+        self._settings = settings
+
+    def __call__(self, environ: "WSGIEnvironment", start_response: "StartResponse") -> Iterable[bytes]:
         if not environ.get("PATH_INFO", "").startswith(self.settings.websocket_url):
             return self.app(environ, start_response)
         return self._serve_websocket(environ, start_response)
 
-    def _serve_websocket(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+    def _serve_websocket(self, environ: "WSGIEnvironment", start_response: "StartResponse") -> Iterable[bytes]:
         settings = self.settings
         request = Request(environ)
         upgraded = transports.already_upgraded(environ)
@@ -72,12 +88,12 @@ class WebSocketMiddleware:
             handshake.check_origin(request, settings.allowed_origins)
             socket, kept = self._open(environ, shake, settings, name)
         except transports.NotSupported as exc:
-            return self._refuse(Refusal(501, str(exc)), environ, start_response, upgraded, name)
+            return self._refuse(Refusal(HTTPStatus.NOT_IMPLEMENTED, str(exc)), environ, start_response, upgraded, name)
         except Refusal as refusal:
             return self._refuse(refusal, environ, start_response, upgraded, name)
         except Exception:  # a hook or the session store failed: no traceback to the client
             logger.exception("%s: handshake failed", name)
-            return self._refuse(Refusal(500, "internal error"), environ, start_response, upgraded, name)
+            return self._refuse(Refusal(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error"), environ, start_response, upgraded, name)
         try:
             transport = transports.accept(environ, start_response, handshake.accept_headers(shake.key))
         except BaseException:
@@ -88,7 +104,7 @@ class WebSocketMiddleware:
         logger.debug("%s: closed", name)
         return []
 
-    def _open(self, environ: dict, shake: handshake.Handshake, settings: Settings, name: str):
+    def _open(self, environ: "WSGIEnvironment", shake: handshake.Handshake, settings: Settings, name: str) -> Tuple[WebSocket, List[Optional[bytes]]]:
         """Work out the socket's channels and attach it to the hub, before the 101."""
         try:
             request = audience.django_request(environ, settings)
@@ -101,50 +117,44 @@ class WebSocketMiddleware:
 
             connections.close_all()
 
-    def _attach(self, request: Any, shake: handshake.Handshake, settings: Settings, name: str):
-        asked = [flag for flag in shake.flags if flag in SUBSCRIBE_FLAGS or flag in PUBLISH_FLAGS]
+    def _attach(self, request: Any, shake: handshake.Handshake, settings: Settings, name: str) -> Tuple[WebSocket, List[Optional[bytes]]]:
+        subscriber_cls = self._subscriber
+        assert subscriber_cls is not None
+        known = subscriber_cls.allowed_flags()
+        asked = [flag for flag in shake.flags if flag in known]
         allowed = set(audience.allowed_flags(request, asked, settings))
-        subscriber = import_string_or_callable(settings.subscriber)()
-        subscriber.set_pubsub_channels(request, [f for f in asked if f in allowed], shake.facility)
+        subscriber = subscriber_cls(settings=settings)
+        subscriber.set_pubsub_channels(request, [f for f in asked if f in allowed])
         subscriptions, publishers = subscriber.subscriptions, subscriber.publishers
         if asked and not subscriptions and not publishers:
-            raise Refusal(403, f"none of the requested channels is allowed: {', '.join(asked)}")
+            raise Refusal(HTTPStatus.FORBIDDEN, f"none of the requested channels is allowed: {', '.join(asked)}")
         refused = [flag for flag in asked if flag not in allowed]
         if refused:
             logger.info("%s: flags not allowed, ignored: %s", name, ", ".join(refused))
-        bridge = Bridge(
-            subscriptions=subscriptions,
-            publishers=publishers,
-            echo=shake.echo,
-            heartbeat=settings.heartbeat,
-            max_pending=settings.max_pending,
-        )
-        hub = get_hub(settings.connection)
-        socket = WebSocket(
-            bridge,
-            hub,
-            max_message_size=settings.max_message_size,
-            heartbeat_interval=settings.heartbeat_interval if settings.heartbeat else None,
-            expire=settings.expire,
-            name=name,
-        )
+        bridge = Bridge(settings, subscriptions=subscriptions, publishers=publishers, echo=shake.echo)
+        hub = get_hub(settings)
+        socket = WebSocket(bridge, hub, name=name)
         try:
             kept = hub.attach(socket, subscriptions)
         except RedisUnavailable as exc:
-            raise Refusal(503, f"Redis is unavailable, try again later ({exc})") from None
+            raise Refusal(HTTPStatus.SERVICE_UNAVAILABLE, f"Redis is unavailable, try again later ({exc})") from None
         return socket, kept
 
-    def _refuse(self, refusal: Refusal, environ: dict, start_response: Callable, upgraded: bool, name: str) -> Any:
+    def _refuse(self, refusal: Refusal, environ: "WSGIEnvironment", start_response: "StartResponse", upgraded: bool, name: str) -> Iterable[bytes]:
         logger.warning("%s: refused: %d %s", name, refusal.status, refusal.reason)
         if not upgraded:
             return refusal.response()(environ, start_response)
         # The server already sent the 101: say it with a close frame instead.
-        from . import frames
-
         transport = transports.accept(environ, start_response, [])
         try:
-            transport.send(frames.encode_close(refusal.close_code, refusal.reason))
+            transport.send_nowait(frames.encode_close(refusal.close_code, refusal.reason))
         except OSError:
             pass
         transport.close()
         return []
+
+
+def _django_configured() -> bool:
+    from django.conf import settings
+
+    return bool(settings.configured)

@@ -14,7 +14,7 @@ from typing import Any, Optional
 from .connection import get_client
 from .redis_store import RedisStore, own_groups, own_sessions, own_users
 from .channels import channel_name, validate_facility
-from .settings import load
+from .settings import process_settings
 
 __all__ = ["RedisPublisher"]
 
@@ -28,8 +28,8 @@ class RedisPublisher(RedisStore):
     """
 
     def __init__(self, **kwargs: Any):
-        settings = load()
-        super().__init__(get_client(settings.connection), expire=kwargs.pop("expire", None))
+        settings = process_settings()  # read once per process
+        super().__init__(get_client(settings.connection), expire=kwargs.pop("expire", None), settings=settings)
         self._publishers = set(self._get_message_channels(**kwargs))
 
     def fetch_message(self, request: Any, facility: str, audience: str = "any") -> Optional[bytes]:

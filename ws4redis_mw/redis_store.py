@@ -11,9 +11,12 @@ round trip to Redis.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Iterable, List, Optional
+from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Set
 
 from . import channels as _channels
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 __all__ = ["RedisMessage", "SELF", "RedisStore", "GROUPS_SESSION_KEY"]
 
@@ -41,9 +44,7 @@ class RedisMessage(bytes):
     """
 
     def __new__(cls, value: Any) -> Optional["RedisMessage"]:  # type: ignore[misc]
-        from .settings import load
-
-        heartbeat = _heartbeat_bytes(load)
+        heartbeat = _heartbeat_bytes()
         if isinstance(value, list):
             if len(value) >= 3 and value[0] in (b"message", "message"):
                 value = value[2]
@@ -58,9 +59,11 @@ class RedisMessage(bytes):
         return super().__new__(cls, value)
 
 
-def _heartbeat_bytes(load) -> Optional[bytes]:
+def _heartbeat_bytes() -> Optional[bytes]:
+    from .settings import process_settings
+
     try:
-        heartbeat = load().heartbeat
+        heartbeat = process_settings().heartbeat
     except Exception:  # settings not configured: no heartbeat to filter
         return None
     return heartbeat.encode("utf-8") if heartbeat else None
@@ -107,20 +110,24 @@ _OWN = {"user": own_users, "group": own_groups, "session": own_sessions}
 class RedisStore:
     """Publishes to a set of channels; the base of the publisher and subscriber."""
 
-    def __init__(self, connection: Any, *, prefix: Optional[str] = None, expire: Optional[int] = None):
-        from .settings import load
+    def __init__(self, connection: Any, *, prefix: Optional[str] = None, expire: Optional[int] = None,
+                 settings: Optional["Settings"] = None):
+        from .settings import process_settings
 
-        settings = load()
+        if settings is None:
+            settings = process_settings()
+        self.settings = settings
         self._connection = connection
         self._prefix = settings.prefix if prefix is None else prefix
         self._expire = settings.expire if expire is None else expire
-        self._publishers: set = set()
+        self._publishers: Set[str] = set()
 
     @staticmethod
     def get_prefix() -> str:
-        from .settings import load
+        """ws4redis's ``RedisStore.get_prefix()``: the key prefix of the process's settings."""
+        from .settings import process_settings
 
-        return _channels.key_prefix(load().prefix)
+        return _channels.key_prefix(process_settings().prefix)
 
     def publish_message(self, message: RedisMessage, expire: Optional[int] = None) -> None:
         """Publish ``message`` to this store's channels and keep it ``expire`` seconds.

@@ -26,7 +26,7 @@ import sys  # noqa: E402
 import gevent  # noqa: E402
 from gevent import pywsgi  # noqa: E402
 
-from .hub import close_all_websockets  # noqa: E402
+from .shutdown import close_all_websockets  # noqa: E402
 
 logger = logging.getLogger("ws4redis_mw.serve")
 
@@ -66,10 +66,11 @@ def main(argv=None) -> None:
 
     server = pywsgi.WSGIServer(listener(args.bind), load_app(args.app), log=None, error_log=logging.getLogger("ws4redis_mw.serve.error"))
 
-    def stop(signum=None, frame=None):
+    def stop() -> None:
+        # gevent runs this in a greenlet of its own, which may wait.
         logger.info("stopping: closing websockets with 1001")
-        close_all_websockets(1001, "server shutting down")
-        gevent.spawn(server.stop, STOP_TIMEOUT)
+        close_all_websockets()
+        server.stop(STOP_TIMEOUT)
 
     gevent.signal_handler(signal.SIGTERM, stop)
     gevent.signal_handler(signal.SIGINT, stop)

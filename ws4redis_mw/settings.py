@@ -2,21 +2,30 @@
 
 The names, meanings and defaults of the ``WEBSOCKET_URL`` and ``WS4REDIS_*``
 settings are those of django-websocket-redis 0.6, so a ws4redis site keeps its
-settings.py.  The ``WS4REDIS_MAX_*`` and ``WS4REDIS_ALLOWED_ORIGINS`` settings
-are ours; each is documented below with its unit, default and what ``None``
-means.
+settings.py.  The ``WS4REDIS_MAX_*``, ``WS4REDIS_PING_*``,
+``WS4REDIS_CLOSE_TIMEOUT`` and ``WS4REDIS_ALLOWED_ORIGINS`` settings are ours;
+each is documented below with its unit, default and what ``None`` means.
 
-Settings are read once, when :func:`load` is called (the middleware calls it on
-its first request), never on the per-message path.
+Settings are read once and handed down: a :class:`Settings` object given to
+``WebSocketMiddleware(app, settings=...)`` is the one every part of that
+middleware uses (handshake, channel names, hub, subscriber, each socket's
+rules); without one, and for the publisher Django code calls,
+:func:`process_settings` reads Django's settings once per process.  Nothing
+reads them on the per-message path.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from importlib import import_module
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
-__all__ = ["Settings", "load", "import_string_or_callable"]
+__all__ = ["Settings", "load", "process_settings", "import_string_or_callable", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """A ``WS4REDIS_*`` setting has a value ws4redis_mw cannot use."""
 
 DEFAULT_CONNECTION = {"host": "localhost", "port": 6379, "db": 0, "password": None}
 
@@ -27,7 +36,7 @@ class Settings:
     websocket_url: str = "/ws/"
     #: A dict of redis-py connection arguments or a ``redis://``, ``rediss://``
     #: or ``unix://`` URL.
-    connection: Union[dict, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_CONNECTION))
+    connection: Union[Dict[str, Any], str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_CONNECTION))
     #: Seconds a published message is kept for clients connecting later; 0 keeps nothing.
     expire: int = 3600
     #: Prefix of every Redis key; ``None`` for none.
@@ -45,12 +54,24 @@ class Settings:
     process_request: Any = None
     #: Largest message a client may send, in bytes (after reassembly); larger closes with 1009.
     max_message_size: int = 64 * 1024
-    #: Messages queued for one slow client before it is closed with 1013; ``None``: unbounded.
-    max_pending: Optional[int] = 1000
+    #: Bytes queued for one client that the kernel has not taken yet; a
+    #: message that would go past it closes the socket with 1013 (a message
+    #: always fits into an empty backlog). ``None``: unbounded.
+    max_backlog: Optional[int] = 1024 * 1024
+    #: Seconds without a byte from the client after which the server sends a
+    #: websocket ping; ``None``: no pings.
+    ping_interval: Optional[float] = 25.0
+    #: Seconds the client has to answer a ping (with anything) before the
+    #: socket is closed with 1011; ``None``: never.
+    ping_timeout: Optional[float] = 20.0
+    #: Seconds the client has to answer the server's close frame before the
+    #: connection is ended anyway (counted from the next tick of the process
+    #: timer, so up to one second more).
+    close_timeout: float = 2.0
     #: Origins allowed to open websockets (``["*"]`` for any). ``None``: the
     #: Origin's host must pass Django's ``ALLOWED_HOSTS``. Requests without an
     #: Origin header (non-browser clients) are always allowed.
-    allowed_origins: Optional[list] = None
+    allowed_origins: Optional[List[str]] = None
 
 
 def load() -> Settings:
@@ -64,7 +85,14 @@ def load() -> Settings:
 
     websocket_url = get("WEBSOCKET_URL", "websocket_url")
     if not websocket_url.startswith("/") or not websocket_url.endswith("/"):
-        raise ValueError(f"WEBSOCKET_URL must start and end with '/', not {websocket_url!r}")
+        raise SettingsError(f"WEBSOCKET_URL must start and end with '/', not {websocket_url!r}")
+    if hasattr(django_settings, "WS4REDIS_MAX_PENDING"):
+        raise SettingsError("WS4REDIS_MAX_PENDING (a count of messages) is replaced by WS4REDIS_MAX_BACKLOG "
+                            "(bytes the kernel has not taken yet, default 1 MiB): rename it and give it in bytes")
+
+    def seconds(name: str, field: str) -> Optional[float]:
+        value = get(name, field)
+        return None if value is None else float(value)
     return Settings(
         websocket_url=websocket_url,
         connection=get("WS4REDIS_CONNECTION", "connection"),
@@ -76,12 +104,21 @@ def load() -> Settings:
         allowed_channels=get("WS4REDIS_ALLOWED_CHANNELS", "allowed_channels"),
         process_request=get("WS4REDIS_PROCESS_REQUEST", "process_request"),
         max_message_size=int(get("WS4REDIS_MAX_MESSAGE_SIZE", "max_message_size")),
-        max_pending=get("WS4REDIS_MAX_PENDING", "max_pending"),
+        max_backlog=get("WS4REDIS_MAX_BACKLOG", "max_backlog"),
+        ping_interval=seconds("WS4REDIS_PING_INTERVAL", "ping_interval"),
+        ping_timeout=seconds("WS4REDIS_PING_TIMEOUT", "ping_timeout"),
+        close_timeout=float(get("WS4REDIS_CLOSE_TIMEOUT", "close_timeout")),
         allowed_origins=get("WS4REDIS_ALLOWED_ORIGINS", "allowed_origins"),
     )
 
 
-def import_string_or_callable(value: Any) -> Optional[Callable]:
+@functools.lru_cache(maxsize=None)
+def process_settings() -> Settings:
+    """Django's settings, read once per process (the publisher, a middleware given none)."""
+    return load()
+
+
+def import_string_or_callable(value: Any) -> Optional[Callable[..., Any]]:
     """Return ``value`` itself if callable, the object a dotted path names, or ``None``."""
     if value is None or callable(value):
         return value

@@ -3,42 +3,97 @@
 The default class keeps ws4redis's rule: each ``subscribe-<audience>`` and
 ``publish-<audience>`` flag of the query string adds the channel of the
 requesting user, their groups, their session, or the broadcast channel of the
-facility.  A site may name a subclass in ``WS4REDIS_SUBSCRIBER`` and override
-:meth:`RedisSubscriber.set_pubsub_channels`; the hub does the subscribing.
+facility.  A site may name a subclass in ``WS4REDIS_SUBSCRIBER``, as in
+ws4redis:
+
+* :attr:`RedisSubscriber.subscription_channels` and
+  :attr:`RedisSubscriber.publish_channels` list the flags a client may ask
+  for; the others are ignored (logged);
+* :meth:`RedisSubscriber.set_pubsub_channels` ``(request, channels)`` fills
+  the publish channels (``self._publishers``) and subscribes through
+  ``self._subscription.subscribe(*keys)`` exactly as a ws4redis subclass
+  does; the hub then does the real subscribing, once, for the whole process.
+
+:func:`subscriber_class` checks the class named in the settings when the
+middleware starts, so a class that cannot work is refused with a clear error
+rather than ignored.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, List
+import inspect
+from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Set
 
 from .redis_store import SELF, RedisStore
 
-__all__ = ["RedisSubscriber"]
+if TYPE_CHECKING:
+    from .settings import Settings
+
+__all__ = ["RedisSubscriber", "subscriber_class"]
+
+
+class _Subscriptions:
+    """Stands in for ws4redis's per-socket ``PubSub``: it only collects channel names."""
+
+    __slots__ = ("channels",)
+
+    def __init__(self) -> None:
+        self.channels: List[str] = []
+
+    def subscribe(self, *channels: str) -> None:
+        self.channels.extend(channels)
 
 
 class RedisSubscriber(RedisStore):
     subscription_channels = ["subscribe-session", "subscribe-group", "subscribe-user", "subscribe-broadcast"]
     publish_channels = ["publish-session", "publish-group", "publish-user", "publish-broadcast"]
 
-    def __init__(self, connection: Any = None):
-        super().__init__(connection)
-        self.subscriptions: List[str] = []
+    def __init__(self, connection: Any = None, *, settings: Optional["Settings"] = None):
+        super().__init__(connection, settings=settings)
+        self._subscription = _Subscriptions()
 
-    def set_pubsub_channels(self, request: Any, channels: Iterable[str], facility: str) -> None:
-        """Fill :attr:`subscriptions` and the publish channels from the query ``channels``."""
+    def set_pubsub_channels(self, request: Any, channels: Iterable[str]) -> None:
+        """Fill the publish channels and subscriptions from the query flags ``channels``.
+
+        The facility is the request path after ``WEBSOCKET_URL``, as in ws4redis.
+        """
         flags = set(channels)
+        facility = request.path_info[len(self.settings.websocket_url):]
         self._publishers = set(self._get_message_channels(request=request, facility=facility, **_audience(flags, "publish")))
-        self.subscriptions = self._get_message_channels(request=request, facility=facility, **_audience(flags, "subscribe"))
+        self._subscription.subscribe(*self._get_message_channels(request=request, facility=facility, **_audience(flags, "subscribe")))
+
+    @property
+    def subscriptions(self) -> List[str]:
+        return list(dict.fromkeys(self._subscription.channels))
 
     @property
     def publishers(self) -> List[str]:
         return sorted(self._publishers)
 
+    @classmethod
+    def allowed_flags(cls) -> Set[str]:
+        return set(cls.subscription_channels) | set(cls.publish_channels)
 
-def _audience(flags: set, verb: str) -> dict:
+
+def _audience(flags: Set[str], verb: str) -> dict:
     return {
         "users": [SELF] if f"{verb}-user" in flags else [],
         "groups": [SELF] if f"{verb}-group" in flags else [],
         "sessions": [SELF] if f"{verb}-session" in flags else [],
         "broadcast": f"{verb}-broadcast" in flags,
     }
+
+
+def subscriber_class(value: Any) -> "type[RedisSubscriber]":
+    """The ``WS4REDIS_SUBSCRIBER`` class (a class or a dotted path), checked."""
+    from .settings import SettingsError, import_string_or_callable
+
+    cls = import_string_or_callable(value)
+    if not (isinstance(cls, type) and issubclass(cls, RedisSubscriber)):
+        raise SettingsError(f"WS4REDIS_SUBSCRIBER must name a subclass of ws4redis_mw.subscriber.RedisSubscriber, not {value!r}")
+    try:
+        inspect.signature(cls).bind(settings=None)
+    except TypeError as exc:
+        raise SettingsError(f"WS4REDIS_SUBSCRIBER {value!r} must accept RedisSubscriber's arguments "
+                            f"(connection=None, *, settings=None): {exc}") from None
+    return cls

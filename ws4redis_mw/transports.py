@@ -17,8 +17,9 @@ every server.
   close frames.  We read and write its handler's socket, and keep its
   ``WebSocket`` object from sending its own (code-less) close frame.
 * uWSGI with its gevent loop (``--gevent``): ``uwsgi.websocket_handshake``
-  sends the 101, then we read and write our own duplicate of the request's
-  descriptor (``uwsgi.connection_fd()``).  uWSGI's ``websocket_recv`` and
+  sends the 101, then we read and write the request's descriptor
+  (``uwsgi.connection_fd()``) through a gevent socket that lets go of it at
+  the end.  uWSGI's ``websocket_recv`` and
   ``websocket_send`` are not used: they cannot tell text from binary and close
   without a code.  When our loop ends we shut the connection down and the
   application returns ``[]``: uWSGI has sent its headers already and writes
@@ -33,9 +34,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import socket
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
 import gevent
 import gevent.socket
@@ -49,58 +49,38 @@ class NotSupported(Exception):
     """This server cannot hand a websocket connection over to us."""
 
 
-class _Interrupted(Exception):
-    pass
+class Transport(Protocol):
+    """Bytes in and out of one upgraded connection; every frame byte comes from :mod:`ws4redis_mw.bridge`."""
 
+    def recv(self, size: int) -> bytes:
+        """Up to ``size`` bytes, waiting (cooperatively) for some; ``b""`` at end of stream."""
 
-class Transport:
-    """Bytes in and out of one upgraded connection.
+    def send_nowait(self, data: bytes) -> int:
+        """Hand ``data`` to the kernel without waiting; how many bytes it took (maybe 0)."""
 
-    :meth:`recv` returns ``None`` when ``timeout`` seconds pass or
-    :meth:`interrupt` is called, and ``b""`` at end of stream.
-    """
+    def send(self, data: memoryview) -> int:
+        """Wait (cooperatively) until the kernel takes some of ``data``; how many bytes."""
 
-    _reader: Optional[gevent.Greenlet] = None
-
-    def recv(self, size: int, timeout: Optional[float]) -> Optional[bytes]:
-        self._reader = gevent.getcurrent()
-        try:
-            with gevent.Timeout(timeout, False):
-                return self._read(size)
-            return None
-        except _Interrupted:
-            return None
-        finally:
-            self._reader = None
-
-    def interrupt(self) -> None:
-        """Make a :meth:`recv` blocked in another greenlet return ``None`` now."""
-        reader = self._reader
-        if reader is not None and reader is not gevent.getcurrent():
-            gevent.get_hub().loop.run_callback(self._throw, reader)
-
-    def _throw(self, reader) -> None:
-        if self._reader is reader:
-            reader.throw(_Interrupted())
-
-    def _read(self, size: int) -> bytes:
-        raise NotImplementedError
-
-    def send(self, data: bytes) -> None:
-        raise NotImplementedError
+    def abort(self) -> None:
+        """Shut the connection down now: a blocked :meth:`recv` returns ``b""``, a blocked :meth:`send` fails."""
 
     def close(self) -> None:
-        raise NotImplementedError
+        """Shut down and let go of the connection (the server closes its descriptor)."""
 
 
-class SocketTransport(Transport):
+class SocketTransport:
     """A gevent socket, plus any bytes the server had read past the handshake."""
+
+    __slots__ = ("_sock", "_raw", "_pending")
 
     def __init__(self, sock: socket.socket, pending: bytes = b""):
         self._sock = sock
+        # gevent's socket wraps a non-blocking one; sending on that directly is
+        # one system call and never switches greenlets.
+        self._raw: socket.socket = getattr(sock, "_sock", sock)
         self._pending = pending
 
-    def _read(self, size: int) -> bytes:
+    def recv(self, size: int) -> bytes:
         if self._pending:
             data, self._pending = self._pending, b""
             return data
@@ -108,35 +88,45 @@ class SocketTransport(Transport):
         # socket holds no read buffer while it waits.
         return self._sock.recv(size)
 
-    def send(self, data: bytes) -> None:
-        self._sock.sendall(data)
+    def send_nowait(self, data: bytes) -> int:
+        try:
+            return self._raw.send(data)
+        except BlockingIOError:
+            return 0
 
-    def close(self) -> None:
-        # Shut down now so the client sees the end at once, whatever the
-        # server does with the connection afterwards.
+    def send(self, data: memoryview) -> int:
+        return self._sock.send(data)
+
+    def abort(self) -> None:
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
 
+    def close(self) -> None:
+        # Shut down now so the client sees the end at once, whatever the
+        # server does with the connection afterwards.
+        self.abort()
+
 
 class FdTransport(SocketTransport):
-    """uWSGI's connection: a gevent socket on a duplicate of its fd.
+    """uWSGI's connection: a gevent socket on uWSGI's own descriptor, not a duplicate.
 
-    uWSGI closes its own descriptor when the request ends; ours is closed here.
-    A socket on uWSGI's own number would close it a second time (when closed
-    or garbage-collected), by then perhaps another connection's descriptor.
+    uWSGI closes its descriptor when the request ends, so ours must let go of
+    it first (:meth:`close` detaches); one descriptor per socket in the worker.
     """
 
+    __slots__ = ()
+
     def __init__(self, fd: int):
-        super().__init__(gevent.socket.socket(fileno=os.dup(fd)))
+        super().__init__(gevent.socket.socket(fileno=fd))
 
     def close(self) -> None:
         super().close()
-        self._sock.close()
+        self._sock.detach()
 
 
-def _take_over(rfile, sock: socket.socket) -> SocketTransport:
+def _take_over(rfile: Any, sock: socket.socket) -> SocketTransport:
     """Leave the server's buffered reader: keep what it had read ahead, then close it.
 
     Closing the reader frees its 8 KiB buffer for the life of the socket and
@@ -196,10 +186,9 @@ def prepare_server() -> None:
         return  # a second middleware in the same process
 
     def close_websockets() -> None:
-        from .hub import close_all_websockets
+        from .shutdown import close_all_websockets
 
-        if close_all_websockets(1001, "server shutting down"):
-            gevent.sleep(0.5)
+        close_all_websockets()
         if previous is not None:
             previous()
 

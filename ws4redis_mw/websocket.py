@@ -1,16 +1,26 @@
-"""The I/O of one websocket: a thin gevent loop around :class:`~ws4redis_mw.bridge.Bridge`.
+"""The I/O of one websocket: moves bytes and timers for :class:`~ws4redis_mw.bridge.Bridge`.
 
-The request's own greenlet reads (:meth:`WebSocket.run`): bytes from the
-transport go through the frame parser into the bridge, and the bridge's
-actions are carried out.  Frames (messages, pongs, heartbeats, the close frame)
-go through one outbox, in order, written by a second greenlet that exists
-only while there is something to write, so an idle socket costs one
-greenlet.
+Every rule lives in the bridge; this loop only reads, writes and carries
+out the bridge's actions.
 
-Closing: when the server starts the close (an error, a slow client,
-shutdown), it sends its close frame and waits up to :data:`CLOSE_TIMEOUT`
-seconds for the client's answer; then the connection is ended and the socket
-detached from the hub, whatever happened before.
+* **Reading.**  The request's own greenlet reads (:meth:`WebSocket.run`) and
+  yields to the others after every read, so a client that always has data
+  cannot hold the worker.
+* **Writing.**  Frames are queued and written once the running greenlet
+  yields (the hub's :meth:`~ws4redis_mw.hub.Hub.flush_soon`), with a
+  non-blocking send straight from the event loop: at a steady rate that is
+  one system call per message and socket, with no greenlet switch; frames
+  queued meanwhile (a burst) leave together in one write.  Only what the
+  kernel did not take goes to a writer greenlet
+  (:class:`~ws4redis_mw.ondemand.OnDemand`), which exists while that backlog
+  does.  ``unsent`` (what the kernel has not taken, in bytes) is what the
+  bridge bounds.
+* **Closing.**  A server-side close drops the frames not yet begun, finishes
+  a frame the kernel has taken part of (a frame is never cut in half), then
+  writes the close frame; the loop keeps reading, and the bridge discarding,
+  until the client's close frame, the close timeout or end of stream.  Then
+  the connection is shut down and the socket detached from the hub, whatever
+  happened before.
 """
 
 from __future__ import annotations
@@ -20,16 +30,16 @@ from typing import Iterable, List, Optional
 
 import gevent
 
-from . import frames
-from .bridge import Bridge, CloseConnection, Publish, Send
+from .bridge import Action, Bridge, End, Publish, Send, StartClose
+from .frames import CloseCode
 from .hub import Hub, RedisUnavailable
+from .ondemand import OnDemand
+from .transports import Transport
 
-__all__ = ["WebSocket", "CLOSE_TIMEOUT"]
+__all__ = ["WebSocket", "READ_SIZE"]
 
 logger = logging.getLogger("ws4redis_mw.websocket")
 
-#: Seconds to wait for the client's close frame after sending ours.
-CLOSE_TIMEOUT = 2.0
 #: Bytes asked of the transport per read.
 READ_SIZE = 64 * 1024
 
@@ -37,136 +47,184 @@ READ_SIZE = 64 * 1024
 class WebSocket:
     """One client connection; also the hub's :class:`~ws4redis_mw.hub.Listener`."""
 
-    def __init__(self, bridge: Bridge, hub: Hub, *, max_message_size: Optional[int], heartbeat_interval: Optional[float], expire: int, name: str = ""):
+    __slots__ = ("bridge", "hub", "name", "_transport", "_pending", "_unsent", "_flush_asked",
+                 "_chunk", "_chunk_sent", "_chunk_frames", "_cut", "_writer", "_reading", "__weakref__")
+
+    def __init__(self, bridge: Bridge, hub: Hub, name: str = ""):
         self.bridge = bridge
         self.hub = hub
         self.name = name
-        self._parser = frames.FrameParser(max_message_size)
-        self._heartbeat_interval = heartbeat_interval
-        self._expire = expire
-        self._transport = None
-        self._outbox: List[bytes] = []  # a list, not a deque: 56 bytes when empty, and drained whole
-        self._writer: Optional[gevent.Greenlet] = None
-        self._done = False  # no more reading: the close handshake is over or the peer is gone
-        self._close_deadline: Optional[float] = None
+        self._transport: Optional[Transport] = None
+        self._pending: List[bytes] = []  # whole frames not begun yet
+        self._unsent = 0  # bytes of _pending plus what the kernel has not taken of _chunk
+        self._flush_asked = False
+        # What the writer greenlet is writing: frames joined, how much of it
+        # the kernel took, and the frames' lengths (to finish only the frame
+        # begun when a close cuts it short).
+        self._chunk: Optional[bytes] = None
+        self._chunk_sent = 0
+        self._chunk_frames: List[int] = []
+        self._cut = False
+        self._writer = OnDemand(self._write_backlog)
+        self._reading = True
 
-    # -- called by the hub (another greenlet) ---------------------------------
+    def __repr__(self) -> str:
+        return f"<WebSocket {self.name}>"
+
+    # -- called by the hub -----------------------------------------------------
 
     def deliver(self, channel: str, payload: bytes, frame: bytes) -> None:
-        self._perform(self.bridge.on_redis_message(channel, payload, frame, len(self._outbox)))
+        actions = self.bridge.redis_message(channel, payload, frame, self._unsent)
+        if actions:
+            self._perform(actions)
 
-    def server_close(self, code: int, reason: str) -> None:
+    def tick(self, now: float) -> None:
+        actions = self.bridge.tick(now)
+        if actions:
+            self._perform(actions)
+
+    def server_close(self, code: CloseCode, reason: str) -> None:
         self._perform(self.bridge.close(code, reason))
 
-    # -- the request greenlet -------------------------------------------------
+    def flush(self) -> None:
+        """Hand what is queued to the kernel without blocking; the rest goes to the writer."""
+        self._flush_asked = False
+        transport = self._transport
+        if transport is None or self._writer.running or not self._pending:
+            return
+        frames, self._pending = self._pending, []
+        chunk = frames[0] if len(frames) == 1 else b"".join(frames)
+        try:
+            sent = transport.send_nowait(chunk)
+        except OSError as exc:
+            self._on_write_error(exc)
+            return
+        self._unsent -= sent
+        if sent < len(chunk):
+            self._chunk, self._chunk_sent, self._chunk_frames = chunk, sent, [len(f) for f in frames]
+            self._writer.wake()
 
-    def run(self, transport, kept_messages: Iterable[Optional[bytes]] = ()) -> None:
+    # -- the request greenlet ----------------------------------------------------
+
+    def run(self, transport: Transport, kept_messages: Iterable[Optional[bytes]] = ()) -> None:
         """Serve the socket until it is closed; always ends detached and disconnected."""
         self._transport = transport
+        loop = gevent.get_hub().loop
         # Kept messages go first, before anything delivered since attach().
-        self._outbox[:0] = [frames.encode_message(m) for m in kept_messages if m]
-        self._wake_writer()
+        kept = [action.data for action in self.bridge.start(loop.now(), kept_messages) if isinstance(action, Send)]
+        self._pending[:0] = kept
+        self._unsent += sum(map(len, kept))
+        self._ask_flush()
         try:
-            while not self._done:
-                data = transport.recv(READ_SIZE, self._read_timeout())
-                if data is None:
-                    self._on_timeout()
-                elif not data:
-                    break  # the client went away without a close frame
-                else:
-                    self._on_data(data)
+            while self._reading:
+                data = transport.recv(READ_SIZE)
+                if not data:
+                    break  # end of stream, or aborted by the close timeout
+                actions = self.bridge.receive_data(data, loop.now())
+                if actions:
+                    self._perform(actions)
+                gevent.sleep(0)  # fairness: let the others run between two reads
         except OSError as exc:
             logger.debug("%s: connection error: %s", self.name, exc)
         except Exception:
             logger.exception("%s: internal error", self.name)
-            self._perform(self.bridge.close(1011, "internal error"))
+            self._perform(self.bridge.close(CloseCode.INTERNAL_ERROR, "internal error"))
         finally:
+            self.bridge.connection_lost()
             self.hub.detach(self)
-            writer = self._writer
-            if writer is not None:
-                writer.join(timeout=CLOSE_TIMEOUT)
-                writer.kill(block=False)
+            self.flush()  # a close frame may still be queued
+            if not self._writer.join(timeout=self.bridge_close_timeout):
+                self._writer.kill()
             transport.close()
+            self._transport = None
 
-    def _read_timeout(self) -> Optional[float]:
-        if self._close_deadline is not None:
-            return max(0.0, self._close_deadline - gevent.get_hub().loop.now())
-        return self._heartbeat_interval
+    @property
+    def bridge_close_timeout(self) -> float:
+        return self.bridge.settings.close_timeout
 
-    def _on_timeout(self) -> None:
-        if self._close_deadline is not None:
-            if gevent.get_hub().loop.now() >= self._close_deadline:
-                self._done = True  # the client never answered our close frame
-        else:
-            self._perform(self.bridge.on_idle())
+    # -- carrying out actions ------------------------------------------------------
 
-    def _on_data(self, data: bytes) -> None:
-        self._parser.feed(data)
-        try:
-            for event in self._parser.events():
-                self._perform(self.bridge.on_client_event(event))
-                if self._done:
-                    return
-        except frames.ProtocolError as error:
-            self._perform(self.bridge.on_protocol_error(error))
-            self._done = True  # nothing more can be parsed after a framing error
-
-    def _perform(self, actions) -> None:
+    def _perform(self, actions: List[Action]) -> None:
         for action in actions:
-            if isinstance(action, Send):
-                self._send(action.data)
-            elif isinstance(action, Publish):
-                self._publish(action.payload)
-            elif isinstance(action, CloseConnection):
-                self._close(action)
+            if type(action) is Send:
+                self._pending.append(action.data)
+                self._unsent += len(action.data)
+                self._ask_flush()
+            elif type(action) is Publish:
+                self._publish(action)
+            elif type(action) is StartClose:
+                self._start_close(action)
+            elif type(action) is End:
+                self._end(action)
 
-    def _publish(self, payload: bytes) -> None:
+    def _ask_flush(self) -> None:
+        if not self._flush_asked and not self._writer.running and self._transport is not None:
+            self._flush_asked = True
+            self.hub.flush_soon(self)
+
+    def _publish(self, action: Publish) -> None:
         try:
-            self.hub.publish(self.bridge.publishers, payload, self._expire)
+            self.hub.publish(action.channels, action.payload, action.expire)
         except RedisUnavailable as exc:
             logger.warning("%s: publish failed, Redis unavailable: %s", self.name, exc)
-            self._perform(self.bridge.on_publish_failed(payload))
+            self._perform(self.bridge.publish_failed(action.payload))
 
-    def _close(self, action: CloseConnection) -> None:
-        if action.code is None:
-            self._done = True  # the close handshake is complete
-            return
-        if action.code not in (1000, 1001):
+    def _start_close(self, action: StartClose) -> None:
+        if action.code not in (CloseCode.NORMAL, CloseCode.GOING_AWAY):
             logger.info("%s: closing with %d: %s", self.name, action.code, action.reason)
-        # Messages not yet handed to the socket are dropped: the close frame
-        # goes next, and a slow client's backlog does not have to drain first.
-        self._outbox = [frames.encode_close(action.code, action.reason)]
-        self._wake_writer()
-        self._close_deadline = gevent.get_hub().loop.now() + CLOSE_TIMEOUT
-        # Wake a reader blocked without a timeout so it starts counting.
-        if self._transport is not None:
-            self._transport.interrupt()
+        # Messages not begun are dropped: the close frame goes next, and a
+        # slow client's backlog does not have to drain first.
+        self._unsent -= sum(map(len, self._pending))
+        self._pending = [action.data]
+        self._unsent += len(action.data)
+        if self._chunk is not None:
+            self._cut = True
+        self._ask_flush()
 
-    # -- the writer greenlet --------------------------------------------------
+    def _end(self, action: End) -> None:
+        logger.debug("%s: ending: %s", self.name, action.reason)
+        self._reading = False
+        if action.abort and self._transport is not None:
+            self._transport.abort()  # wakes a reader or writer blocked on the socket
 
-    def _send(self, data: bytes) -> None:
-        self._outbox.append(data)
-        self._wake_writer()
+    # -- the writer greenlet ---------------------------------------------------------
+
+    def _write_backlog(self) -> None:
+        transport = self._transport
+        try:
+            while transport is not None:
+                if self._chunk is None:
+                    if not self._pending:
+                        return
+                    frames, self._pending = self._pending, []
+                    self._chunk, self._chunk_sent, self._chunk_frames = b"".join(frames), 0, [len(f) for f in frames]
+                if self._cut:
+                    self._cut_chunk()
+                    if self._chunk is None:
+                        continue
+                sent = transport.send(memoryview(self._chunk)[self._chunk_sent:])
+                self._chunk_sent += sent
+                self._unsent -= sent
+                if self._chunk_sent >= len(self._chunk):
+                    self._chunk = None
+        except OSError as exc:
+            self._on_write_error(exc)
+
+    def _cut_chunk(self) -> None:
+        """Keep of the chunk only up to the end of the frame the kernel has begun."""
+        assert self._chunk is not None
+        self._cut = False
+        end = 0
+        for length in self._chunk_frames:
+            if end >= self._chunk_sent:
+                break
+            end += length
+        self._unsent -= len(self._chunk) - end
+        self._chunk = self._chunk[:end] if end > self._chunk_sent else None
 
     def _on_write_error(self, exc: OSError) -> None:
         logger.debug("%s: write failed: %s", self.name, exc)
-        self._outbox.clear()
-        self._done = True
-        self._transport.interrupt()
-
-    def _wake_writer(self) -> None:
-        if self._transport is not None and self._outbox and self._writer is None:
-            self._writer = gevent.spawn(self._write_all)
-
-    def _write_all(self) -> None:
-        # Frames queued while the previous write was under way leave together
-        # in one write: under a burst of broadcasts that is one system call
-        # (and a few TCP segments) per socket instead of one per message.
-        try:
-            while self._outbox:
-                batch, self._outbox = self._outbox, []
-                self._transport.send(batch[0] if len(batch) == 1 else b"".join(batch))
-        except OSError as exc:
-            self._on_write_error(exc)
-        finally:
-            self._writer = None
+        self._pending, self._chunk, self._unsent = [], None, 0
+        self._reading = False
+        if self._transport is not None:
+            self._transport.abort()  # the reader sees the end at once

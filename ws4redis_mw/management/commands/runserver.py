@@ -50,7 +50,7 @@ import gevent.socket
 from django.apps import apps
 from gevent import pywsgi
 
-from ws4redis_mw.hub import close_all_websockets
+from ws4redis_mw.shutdown import close_all_websockets
 from ws4redis_mw.middleware import WebSocketMiddleware
 from ws4redis_mw.settings import load
 
@@ -145,8 +145,7 @@ class GeventServer:
 
         def close_websockets() -> None:
             # The hub and the sockets belong to this thread's gevent loop: call only from it.
-            if close_all_websockets(1001, "server going away"):
-                gevent.joinall(list(server.websockets), timeout=CLOSE_WAIT)
+            close_all_websockets()
 
         def stop(signum: Optional[int]) -> None:
             stopped_by.append(signum)

@@ -1,0 +1,95 @@
+"""Helpers shared by the test modules: raw frames and raw sockets for what a polite client never sends."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from typing import List, Tuple
+
+TIMEOUT = 5
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def client_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, mask: bytes = b"\x37\xfa\x21\x3d") -> bytes:
+    """A masked frame as a client sends it, of any length."""
+    n = len(payload)
+    first = (0x80 if fin else 0) | rsv | opcode
+    if n < 126:
+        header = struct.pack("!BB", first, 0x80 | n)
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", first, 0x80 | 126, n)
+    else:
+        header = struct.pack("!BBQ", first, 0x80 | 127, n)
+    if not any(mask):
+        return header + mask + payload
+    key = (mask * (n // 4 + 1))[:n]
+    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big") if n else b""
+    return header + mask + masked
+
+
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    return client_frame(opcode, payload, mask=b"\x01\x02\x03\x04")
+
+
+def split_frames(buf: bytes) -> Tuple[List[Tuple[int, bytes]], bytes]:
+    """Whole server frames at the start of ``buf`` as (opcode, payload), and the rest."""
+    out = []
+    while len(buf) >= 2:
+        opcode, length = buf[0] & 0x0F, buf[1] & 0x7F
+        start = 2 + (2 if length == 126 else 8 if length == 127 else 0)
+        if len(buf) < start:
+            break
+        if length >= 126:
+            length = int.from_bytes(buf[2:start], "big")
+        if len(buf) < start + length:
+            break
+        out.append((opcode, buf[start:start + length]))
+        buf = buf[start + length:]
+    return out, buf
+
+
+def raw_handshake(server, path: str, key: str = KEY, version: str = "13") -> bytes:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: {version}\r\n\r\n").encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    sock.close()
+    return data
+
+
+def raw_websocket(server, path: str) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(1)
+    assert data.startswith(b"HTTP/1.1 101"), data
+    return sock
+
+
+def read_frames_until_close(sock: socket.socket, timeout: float = TIMEOUT) -> List[Tuple[int, bytes]]:
+    """Every frame up to and including the close frame; fails on end of stream or a cut frame."""
+    buf, frames = b"", []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new, buf = split_frames(buf)
+        frames += new
+        if frames and frames[-1][0] == 0x8:
+            return frames
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError(f"connection closed without a close frame ({len(frames)} frames, {len(buf)} bytes of a cut frame)")
+        buf += chunk
+    raise AssertionError("no close frame in time")
+
+
+def read_close_code(sock: socket.socket, timeout: float = TIMEOUT) -> int:
+    """Read frames until a close frame; return its code."""
+    return int.from_bytes(read_frames_until_close(sock, timeout)[-1][1][:2], "big")

@@ -1,0 +1,106 @@
+"""The hub's command connection: concurrent commands pipelined into shared round trips.
+
+Design rules of this module:
+
+* One Redis connection per process for commands (``PUBLISH`` + ``SET EX``,
+  ``MGET`` of kept messages), written by one flusher greenlet
+  (:class:`~ws4redis_mw.ondemand.OnDemand`) that sends everything queued at
+  that moment in one write and reads the replies back in order.  Concurrent
+  publishes from many sockets thus share round trips instead of queueing
+  behind each other's.
+* An error reply fails only the caller whose command got it; a broken
+  connection fails every caller of that batch with :class:`RedisUnavailable`
+  and is replaced on the next use.
+* A connection older than the subscription's last reconnect may point at a
+  Redis that has restarted since: it is replaced rather than found out by
+  losing a publish (``generation``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import gevent.event
+from redis.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .connection import hub_connection
+from .ondemand import OnDemand
+
+__all__ = ["CommandPipeline", "RedisUnavailable", "CONNECTION_ERRORS", "CONNECT_TIMEOUT"]
+
+#: Seconds to wait for Redis to connect, answer or confirm a subscription.
+CONNECT_TIMEOUT = 3.0
+
+CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+Command = Tuple[Any, ...]
+
+
+class RedisUnavailable(Exception):
+    """Redis cannot be reached right now."""
+
+
+class CommandPipeline:
+    def __init__(self, config: Union[Dict[str, Any], str], generation: Callable[[], int]):
+        self._config = config
+        self._generation = generation
+        self._conn: Optional[AbstractConnection] = None
+        self._conn_generation = -1
+        self._queue: List[Tuple[List[Command], "gevent.event.AsyncResult[List[Any]]"]] = []
+        self._flusher = OnDemand(self._flush)
+
+    def execute(self, commands: List[Command]) -> List[Any]:
+        """Run ``commands`` in the next round trip; their replies, or the first error reply raised."""
+        result: "gevent.event.AsyncResult[List[Any]]" = gevent.event.AsyncResult()
+        self._queue.append((commands, result))
+        self._flusher.wake()
+        replies = result.get()
+        for reply in replies:
+            if isinstance(reply, RedisError):
+                raise reply
+        return replies
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.disconnect()
+            self._conn = None
+
+    def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            commands = [command for own, _ in batch for command in own]
+            try:
+                replies = self._round_trip(commands)
+            except CONNECTION_ERRORS as exc:
+                self.close()
+                error = RedisUnavailable(str(exc))
+                for _, result in batch:
+                    result.set_exception(error)
+                continue
+            start = 0
+            for own, result in batch:
+                result.set(replies[start:start + len(own)])
+                start += len(own)
+
+    def _round_trip(self, commands: List[Command]) -> List[Any]:
+        conn = self._connection()
+        conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+        replies: List[Any] = []
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except ResponseError as error:  # an error reply; the next replies still follow
+                replies.append(error)
+        return replies
+
+    def _connection(self) -> AbstractConnection:
+        generation = self._generation()
+        if self._conn is None or self._conn_generation != generation:
+            self.close()
+            conn = hub_connection(self._config, socket_timeout=CONNECT_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT, protocol=2)
+            conn.connect()
+            self._conn, self._conn_generation = conn, generation
+        return self._conn
