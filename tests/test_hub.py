@@ -18,7 +18,7 @@ import websockets
 
 from conftest import start_server
 from servers import SERVER_MODES, RedisServer
-from helpers import KEY, masked_frame, raw_websocket, read_close_code
+from helpers import KEY, masked_frame, raw_websocket, read_close_code, read_frames_until_close
 
 SOCKETS = 1000
 MODES = {mode.name: mode for mode in SERVER_MODES}
@@ -240,5 +240,22 @@ def test_client_that_stops_reading_is_closed_and_let_go(own_redis, django_setup,
         assert stats(server)["hubs"][0]["listeners"] == 0, "the stalled client is still attached"
         assert "closing with 1013" in server.log_text()
         sock.close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("mode_name", ["pywsgi", "gunicorn-geventwebsocket", "uwsgi"])
+def test_peer_that_never_reads_or_answers_is_pinged_closed_and_reaped(mode_name, own_redis, django_setup, workdir):
+    server = start(mode_name, own_redis, workdir, WS4REDIS_TEST_HEARTBEAT="",
+                   WS4REDIS_TEST_PING_INTERVAL="1", WS4REDIS_TEST_PING_TIMEOUT="1")
+    try:
+        sock = raw_websocket(server, "/ws/reap?subscribe-broadcast")
+        time.sleep(1 + 1 + 2 + 3 + 1)  # ping after 1 s, no answer for 1 s, close timeout 2 s, ticks of 1 s
+        frames = read_frames_until_close(sock)
+        assert frames[0][0] == 0x9, frames
+        assert int.from_bytes(frames[-1][1][:2], "big") == 1011
+        sock.settimeout(5)
+        assert sock.recv(10) == b"", "the server did not end the connection"
+        assert stats(server)["hubs"][0]["listeners"] == 0
     finally:
         server.stop()

@@ -8,13 +8,14 @@ HTTP status before the upgrade, or a close code after it).
 from __future__ import annotations
 
 import socket
+import threading
 import time
 import uuid
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from helpers import KEY, TIMEOUT, masked_frame, raw_handshake, raw_websocket, read_close_code  # noqa: F401
+from helpers import KEY, TIMEOUT, client_frame, masked_frame, raw_handshake, raw_websocket, read_close_code  # noqa: F401
 
 
 
@@ -306,3 +307,23 @@ def test_unsupported_version_is_refused_426(server):
                     "(it accepts versions 7 and 8 too; docs/deployment.md)")
     response = raw_handshake(server, "/ws/foo?subscribe-broadcast", version="8")
     assert response.startswith(b"HTTP/1.1 426") and b"Sec-WebSocket-Version: 13" in response
+
+
+def test_close_frame_reaches_a_client_still_sending_an_oversized_message(server):
+    """Behind nginx too: the server keeps reading what arrives after its 1009, so no reset overtakes the close frame."""
+    sock = raw_websocket(server, f"/ws/{facility()}?publish-broadcast")
+    big = client_frame(0x1, b"z" * (2 * 1024 * 1024))
+    sender = threading.Thread(target=_send_ignoring_errors, args=(sock, big), daemon=True)
+    sender.start()
+    try:
+        assert read_close_code(sock, timeout=10) == 1009
+    finally:
+        sender.join(10)
+        sock.close()
+
+
+def _send_ignoring_errors(sock: socket.socket, data: bytes) -> None:
+    try:
+        sock.sendall(data)
+    except OSError:
+        pass  # the server may end the connection once its close timeout is over
