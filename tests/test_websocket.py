@@ -1,4 +1,4 @@
-"""The I/O loop of one websocket, in-process: ``WebSocket.run`` over a socketpair, a real hub on a real redis-server.
+"""The I/O of one websocket, in-process: ``WebSocket.open`` over a socketpair, a real hub on a real redis-server.
 
 These run in seconds; the same behaviour through every real server is in
 test_protocol.py and test_hub.py.
@@ -54,7 +54,8 @@ class Client:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.ws = WebSocket(Bridge(settings, subscriptions=channels, publishers=publishers), hub, "test")
         kept = hub.attach(self.ws, list(channels))
-        self.greenlet = gevent.spawn(self.ws.run, SocketTransport(server_sock), kept)
+        self.ws.open(SocketTransport(server_sock), kept)
+        self.greenlet = gevent.spawn(self.ws.wait_closed)
         self.buf = b""
 
     def frames(self, count: int, timeout: float = 5):

@@ -8,7 +8,7 @@ How the pieces fit, for one websocket::
       subscriber                   flags -> channel names (ws4redis's key layout)
       hub.attach                   the process's shared Redis subscription
       transports.accept            the server's raw connection after the 101
-      websocket.WebSocket.run      frames <-> bridge.Bridge <-> hub, until closed
+      websocket.WebSocket.open     frames <-> bridge.Bridge <-> hub, until closed
 
 A request whose path does not start with ``WEBSOCKET_URL`` is passed to the
 wrapped application untouched: environ in, its iterable out, ``close()``
@@ -100,8 +100,9 @@ class WebSocketMiddleware:
             socket.hub.detach(socket)
             raise
         logger.debug("%s: open (subscribe %s, publish %s)", name, socket.bridge.subscriptions, socket.bridge.publishers)
-        socket.run(transport, kept)
-        logger.debug("%s: closed", name)
+        socket.open(transport, kept)
+        if not transport.outlives_request:
+            socket.wait_closed()
         return []
 
     def _open(self, environ: "WSGIEnvironment", shake: handshake.Handshake, settings: Settings, name: str) -> Tuple[WebSocket, List[Optional[bytes]]]:

@@ -52,8 +52,15 @@ class NotSupported(Exception):
 class Transport(Protocol):
     """Bytes in and out of one upgraded connection; every frame byte comes from :mod:`ws4redis_mw.bridge`."""
 
-    def recv(self, size: int) -> bytes:
-        """Up to ``size`` bytes, waiting (cooperatively) for some; ``b""`` at end of stream."""
+    #: False where the server ends the connection when the WSGI request
+    #: returns (uWSGI): the request must then wait for the socket to close.
+    outlives_request: bool
+
+    def fileno(self) -> int:
+        """The descriptor to watch for reading."""
+
+    def recv_nowait(self, size: int) -> Optional[bytes]:
+        """Up to ``size`` bytes without waiting; ``None`` if there are none yet, ``b""`` at end of stream."""
 
     def send_nowait(self, data: bytes) -> int:
         """Hand ``data`` to the kernel without waiting; how many bytes it took (maybe 0)."""
@@ -69,24 +76,29 @@ class Transport(Protocol):
 
 
 class SocketTransport:
-    """A gevent socket, plus any bytes the server had read past the handshake."""
+    """A gevent socket of our own, plus any bytes the server had read past the handshake."""
 
     __slots__ = ("_sock", "_raw", "_pending")
+    outlives_request = True
 
     def __init__(self, sock: socket.socket, pending: bytes = b""):
         self._sock = sock
-        # gevent's socket wraps a non-blocking one; sending on that directly is
-        # one system call and never switches greenlets.
+        # gevent's socket wraps a non-blocking one; reading and sending on
+        # that directly is one system call and never switches greenlets.
         self._raw: socket.socket = getattr(sock, "_sock", sock)
         self._pending = pending
 
-    def recv(self, size: int) -> bytes:
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def recv_nowait(self, size: int) -> Optional[bytes]:
         if self._pending:
             data, self._pending = self._pending, b""
             return data
-        # recv() allocates its buffer only once data is there, so an idle
-        # socket holds no read buffer while it waits.
-        return self._sock.recv(size)
+        try:
+            return self._raw.recv(size)
+        except BlockingIOError:
+            return None
 
     def send_nowait(self, data: bytes) -> int:
         try:
@@ -104,9 +116,8 @@ class SocketTransport:
             pass
 
     def close(self) -> None:
-        # Shut down now so the client sees the end at once, whatever the
-        # server does with the connection afterwards.
         self.abort()
+        self._sock.close()
 
 
 class FdTransport(SocketTransport):
@@ -117,21 +128,25 @@ class FdTransport(SocketTransport):
     """
 
     __slots__ = ()
+    outlives_request = False
 
     def __init__(self, fd: int):
         super().__init__(gevent.socket.socket(fileno=fd))
 
     def close(self) -> None:
-        super().close()
+        self.abort()  # the client sees the end now, whatever uWSGI does next
         self._sock.detach()
 
 
 def _take_over(rfile: Any, sock: socket.socket) -> SocketTransport:
-    """Leave the server's buffered reader: keep what it had read ahead, then close it.
+    """Take the connection from the server: what its reader had read ahead, and the descriptor.
 
-    Closing the reader frees its 8 KiB buffer for the life of the socket and
-    makes the server's keep-alive loop stop once the application returns,
-    instead of parsing websocket bytes as a new HTTP request.
+    Closing the reader makes the server's keep-alive loop stop once the
+    application returns, instead of parsing websocket bytes as a new HTTP
+    request.  The server's socket object lets go of the descriptor (detach),
+    so when the application returns and the server closes its socket, the
+    connection stays open, ours; the request's greenlet, environ and handler
+    are freed for the life of the websocket.
     """
     timeout = sock.gettimeout()
     sock.settimeout(0.0)  # peek() must not wait: b"" when nothing was read ahead
@@ -141,7 +156,7 @@ def _take_over(rfile: Any, sock: socket.socket) -> SocketTransport:
     finally:
         sock.settimeout(timeout)
     rfile.close()
-    return SocketTransport(sock, pending)
+    return SocketTransport(gevent.socket.socket(fileno=sock.detach()), pending)
 
 
 _UNSUPPORTED = (

@@ -1,34 +1,40 @@
 """The I/O of one websocket: moves bytes and timers for :class:`~ws4redis_mw.bridge.Bridge`.
 
-Every rule lives in the bridge; this loop only reads, writes and carries
-out the bridge's actions.
+Every rule lives in the bridge; this module only reads, writes and carries
+out the bridge's actions.  An open socket holds no greenlet of its own.
 
-* **Reading.**  The request's own greenlet reads (:meth:`WebSocket.run`) and
-  yields to the others after every read, so a client that always has data
-  cannot hold the worker.
-* **Writing.**  Frames are queued and written once the running greenlet
-  yields (the hub's :meth:`~ws4redis_mw.hub.Hub.flush_soon`), with a
-  non-blocking send straight from the event loop: at a steady rate that is
-  one system call per message and socket, with no greenlet switch; frames
-  queued meanwhile (a burst) leave together in one write.  Only what the
-  kernel did not take goes to a writer greenlet
-  (:class:`~ws4redis_mw.ondemand.OnDemand`), which exists while that backlog
-  does.  ``unsent`` (what the kernel has not taken, in bytes) is what the
-  bridge bounds.
+* **Reading.**  :meth:`WebSocket.open` starts a read watcher on the socket's
+  descriptor: the event loop calls back when bytes arrive, and the callback
+  reads once (at most :data:`READ_SIZE`) without blocking, so a client that
+  always has data gets one read per loop iteration like everyone else.  A
+  :class:`~ws4redis_mw.bridge.Publish` needs a round trip to Redis: reading
+  pauses while a greenlet carries out that read's actions, in order.
+* **Writing.**  Frames are queued and written once the running callback or
+  greenlet yields (the hub's :meth:`~ws4redis_mw.hub.Hub.flush_soon`), with a
+  non-blocking send from the event loop: at a steady rate that is one system
+  call per message and socket, with no greenlet switch; frames queued
+  meanwhile (a burst) leave together in one write.  Only what the kernel did
+  not take goes to a writer greenlet (:class:`~ws4redis_mw.ondemand.OnDemand`),
+  which exists while that backlog does.  ``unsent`` (what the kernel has not
+  taken, in bytes) is what the bridge bounds.
 * **Closing.**  A server-side close drops the frames not yet begun, finishes
   a frame the kernel has taken part of (a frame is never cut in half), then
-  writes the close frame; the loop keeps reading, and the bridge discarding,
-  until the client's close frame, the close timeout or end of stream.  Then
-  the connection is shut down and the socket detached from the hub, whatever
-  happened before.
+  writes the close frame; reading goes on, and the bridge discards, until the
+  client's close frame, the close timeout (the transport is then aborted) or
+  end of stream.  Then the socket is detached from the hub, what is queued is
+  written (at most the close timeout), and the connection is closed.
+* **The request.**  Servers whose connection outlives the WSGI request (gevent's
+  pywsgi, gevent-websocket) get their request back at once; under uWSGI the
+  request greenlet waits in :meth:`WebSocket.wait_closed`.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Iterable, List, Optional
+from typing import Any, Iterable, List, Optional
 
 import gevent
+import gevent.event
 
 from .bridge import Action, Bridge, End, Publish, Send, StartClose
 from .frames import CloseCode
@@ -43,12 +49,20 @@ logger = logging.getLogger("ws4redis_mw.websocket")
 #: Bytes asked of the transport per read.
 READ_SIZE = 64 * 1024
 
+_CLOSED = gevent.event.Event()
+_CLOSED.set()
+
+
+def transport_now() -> float:
+    """The event loop's clock, as the hub's timer reads it."""
+    return gevent.get_hub().loop.now()
+
 
 class WebSocket:
     """One client connection; also the hub's :class:`~ws4redis_mw.hub.Listener`."""
 
-    __slots__ = ("bridge", "hub", "name", "_transport", "_pending", "_unsent", "_flush_asked",
-                 "_chunk", "_chunk_sent", "_chunk_frames", "_cut", "_writer", "_reading", "__weakref__")
+    __slots__ = ("bridge", "hub", "name", "_transport", "_watcher", "_closed", "_pending", "_unsent", "_flush_asked",
+                 "_chunk", "_chunk_sent", "_chunk_frames", "_cut", "_writer", "__weakref__")
 
     def __init__(self, bridge: Bridge, hub: Hub, name: str = ""):
         self.bridge = bridge
@@ -66,7 +80,8 @@ class WebSocket:
         self._chunk_frames: List[int] = []
         self._cut = False
         self._writer = OnDemand(self._write_backlog)
-        self._reading = True
+        self._watcher: Optional[Any] = None  # the loop's read watcher while open
+        self._closed: Optional[gevent.event.Event] = None  # made only for wait_closed()
 
     def __repr__(self) -> str:
         return f"<WebSocket {self.name}>"
@@ -104,10 +119,10 @@ class WebSocket:
             self._chunk, self._chunk_sent, self._chunk_frames = chunk, sent, [len(f) for f in frames]
             self._writer.wake()
 
-    # -- the request greenlet ----------------------------------------------------
+    # -- opening and closing -------------------------------------------------------
 
-    def run(self, transport: Transport, kept_messages: Iterable[Optional[bytes]] = ()) -> None:
-        """Serve the socket until it is closed; always ends detached and disconnected."""
+    def open(self, transport: Transport, kept_messages: Iterable[Optional[bytes]] = ()) -> None:
+        """Start serving the socket; returns at once.  It ends detached and disconnected, whatever happens."""
         self._transport = transport
         loop = gevent.get_hub().loop
         # Kept messages go first, before anything delivered since attach().
@@ -115,32 +130,85 @@ class WebSocket:
         self._pending[:0] = kept
         self._unsent += sum(map(len, kept))
         self._ask_flush()
+        self._watcher = loop.io(transport.fileno(), 1)
+        self._watcher.start(self._on_readable)
+        # Bytes the server read ahead past the handshake wake no watcher.
+        loop.run_callback(self._on_readable)
+
+    def wait_closed(self, timeout: Optional[float] = None) -> bool:
+        """Wait until the connection is closed; ``True`` if it is."""
+        if self._closed is None:
+            self._closed = gevent.event.Event()
+        return self._closed.wait(timeout)
+
+    def _on_readable(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
         try:
-            while self._reading:
-                data = transport.recv(READ_SIZE)
-                if not data:
-                    break  # end of stream, or aborted by the close timeout
-                actions = self.bridge.receive_data(data, loop.now())
-                if actions:
-                    self._perform(actions)
-                gevent.sleep(0)  # fairness: let the others run between two reads
+            data = transport.recv_nowait(READ_SIZE)
+            if data is None:
+                return  # woken without data: a spurious readiness
+            if not data:
+                self._finish("end of stream")  # the client went away, or the close timeout aborted us
+                return
+            actions = self.bridge.receive_data(data, transport_now())
+            if not actions:
+                return
+            if any(type(action) is Publish for action in actions):
+                self._pause_reading()
+                gevent.spawn(self._perform_then_read, actions)
+            else:
+                self._perform(actions)
         except OSError as exc:
-            logger.debug("%s: connection error: %s", self.name, exc)
+            self._finish(f"connection error: {exc}")
         except Exception:
             logger.exception("%s: internal error", self.name)
             self._perform(self.bridge.close(CloseCode.INTERNAL_ERROR, "internal error"))
-        finally:
-            self.bridge.connection_lost()
-            self.hub.detach(self)
-            self.flush()  # a close frame may still be queued
-            if not self._writer.join(timeout=self.bridge_close_timeout):
-                self._writer.kill()
-            transport.close()
-            self._transport = None
 
-    @property
-    def bridge_close_timeout(self) -> float:
-        return self.bridge.settings.close_timeout
+    def _perform_then_read(self, actions: List[Action]) -> None:
+        try:
+            self._perform(actions)
+        except Exception:
+            logger.exception("%s: internal error", self.name)
+            self._perform(self.bridge.close(CloseCode.INTERNAL_ERROR, "internal error"))
+        if self._watcher is not None and self._transport is not None:
+            self._watcher.start(self._on_readable)
+
+    def _pause_reading(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+
+    def _finish(self, reason: str) -> None:
+        """The connection is over: detach, write what is queued, close."""
+        transport = self._transport
+        watcher = self._watcher
+        if transport is None or watcher is None:
+            return  # finished already
+        logger.debug("%s: finished: %s", self.name, reason)
+        self._watcher = None
+        watcher.stop()
+        watcher.close()
+        self.bridge.connection_lost()
+        self.hub.detach(self)
+        self.flush()  # a close frame may still be queued
+        if self._writer.running:
+            gevent.spawn(self._close_after_writer, transport)
+        else:
+            self._close_transport(transport)
+
+    def _close_after_writer(self, transport: Transport) -> None:
+        if not self._writer.join(timeout=self.bridge.settings.close_timeout):
+            self._writer.kill()
+        self._close_transport(transport)
+
+    def _close_transport(self, transport: Transport) -> None:
+        self._transport = None
+        transport.close()
+        if self._closed is not None:
+            self._closed.set()
+        else:
+            self._closed = _CLOSED
 
     # -- carrying out actions ------------------------------------------------------
 
@@ -182,10 +250,11 @@ class WebSocket:
         self._ask_flush()
 
     def _end(self, action: End) -> None:
-        logger.debug("%s: ending: %s", self.name, action.reason)
-        self._reading = False
-        if action.abort and self._transport is not None:
-            self._transport.abort()  # wakes a reader or writer blocked on the socket
+        if action.abort:
+            if self._transport is not None:
+                self._transport.abort()  # the read watcher sees the end; a blocked writer fails
+        else:
+            self._finish(action.reason)
 
     # -- the writer greenlet ---------------------------------------------------------
 
@@ -225,6 +294,5 @@ class WebSocket:
     def _on_write_error(self, exc: OSError) -> None:
         logger.debug("%s: write failed: %s", self.name, exc)
         self._pending, self._chunk, self._unsent = [], None, 0
-        self._reading = False
         if self._transport is not None:
-            self._transport.abort()  # the reader sees the end at once
+            self._transport.abort()  # the read watcher sees the end at once
