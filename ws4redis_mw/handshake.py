@@ -108,7 +108,7 @@ def _check_http(request: Request) -> None:
         raise Refusal(HTTPStatus.BAD_REQUEST, "missing or malformed Sec-WebSocket-Key") from None
 
 
-def check_origin(request: Request, allowed_origins: Optional[list]) -> None:
+def check_origin(request: Request, allowed_origins: Optional[List[str]]) -> None:
     """Refuse (403) a browser's cross-site request; see ``WS4REDIS_ALLOWED_ORIGINS``."""
     origin = request.headers.get("Origin")
     if origin is None or (allowed_origins is not None and ("*" in allowed_origins or origin in allowed_origins)):

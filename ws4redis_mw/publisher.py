@@ -49,7 +49,7 @@ class RedisPublisher(RedisStore):
         if audience in ("broadcast", "any"):
             names.append(channel_name(self._prefix, "broadcast", facility))
         for name in names:
-            message = self._connection.get(name)
+            message: Optional[bytes] = self._connection.get(name)
             if message:
                 return message
         return None
