@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any, List, Optional
 
 from django.apps import AppConfig, apps
-from django.core import checks
 from django.contrib.auth.signals import user_logged_in
+from django.core import checks
 
 from .redis_store import GROUPS_SESSION_KEY
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from typing import TYPE_CHECKING, Any, Dict, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Union
 
 import redis
 from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection, parse_url

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from .channels import channel_name, validate_facility
 from .connection import get_client
 from .redis_store import RedisStore, own_groups, own_sessions, own_users
-from .channels import channel_name, validate_facility
 from .settings import process_settings
 
 __all__ = ["RedisPublisher"]

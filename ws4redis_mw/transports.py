@@ -35,7 +35,7 @@ from __future__ import annotations
 import functools
 import logging
 import socket
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Protocol, Tuple
 
 import gevent
 import gevent.socket

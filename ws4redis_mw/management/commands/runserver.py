@@ -43,16 +43,16 @@ import signal
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Set, Tuple, cast
+from typing import TYPE_CHECKING, Any, List, Optional, Set, Tuple, cast
 
 import gevent
 import gevent.socket
 from django.apps import apps
 from gevent import pywsgi
 
-from ws4redis_mw.shutdown import close_all_websockets
 from ws4redis_mw.middleware import WebSocketMiddleware
 from ws4redis_mw.settings import load
+from ws4redis_mw.shutdown import close_all_websockets
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
