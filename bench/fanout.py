@@ -27,7 +27,8 @@ async def run(server: Server, redis: RedisServer, sockets: int, messages: int) -
     rss_before = worker.memory_info().rss
     conns = []
     for start in range(0, sockets, 200):
-        conns += await asyncio.gather(*(websockets.connect(url, ping_interval=None, max_queue=None) for _ in range(min(200, sockets - start))))
+        batch = min(200, sockets - start)
+        conns += await asyncio.gather(*(websockets.connect(url, ping_interval=None, max_queue=None) for _ in range(batch)))
     rss_after = worker.memory_info().rss
     clients = len(redis.client().client_list()) - 1
 

@@ -16,7 +16,7 @@ from typing import Optional
 
 import pytest
 
-from servers import ROOT, SERVER_MODES, PYTHON, RedisServer, Server, redis_server_binary
+from servers import PYTHON, ROOT, SERVER_MODES, RedisServer, Server, redis_server_binary
 
 IN_CI = os.environ.get("CI") == "true"
 

@@ -134,7 +134,8 @@ class ServerMode:
 SERVER_MODES: List[ServerMode] = [
     ServerMode(
         "pywsgi",
-        lambda port, _: [PYTHON, "-m", "ws4redis_mw.serve", "tests.project.wsgi:application", "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+        lambda port, _: [PYTHON, "-m", "ws4redis_mw.serve", "tests.project.wsgi:application",
+                         "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
     ),
     ServerMode(
         "gunicorn-geventwebsocket",
@@ -145,8 +146,9 @@ SERVER_MODES: List[ServerMode] = [
     ),
     ServerMode(
         "gunicorn-pywsgi",
-        lambda port, workdir: [str(BIN / "gunicorn"), "-c", "python:ws4redis_mw.gunicorn_conf", "-k", "gevent_pywsgi", "--no-control-socket", "-w", "1",
-                               "-b", f"127.0.0.1:{port}", "--log-level", "warning", "tests.project.wsgi:application"],
+        lambda port, workdir: [str(BIN / "gunicorn"), "-c", "python:ws4redis_mw.gunicorn_conf", "-k", "gevent_pywsgi",
+                               "--no-control-socket", "-w", "1", "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+                               "tests.project.wsgi:application"],
     ),
     # uWSGI's helpers are below the list: the lambdas look them up when called.
     ServerMode(

@@ -86,7 +86,9 @@ def test_client_close_is_echoed_and_ends_the_connection():
 
 def test_server_close_sends_close_frame_and_waits_for_the_answer():
     b = bridge()
-    assert b.close(CloseCode.GOING_AWAY, "shutdown") == [StartClose(frames.encode_close(1001, "shutdown"), CloseCode.GOING_AWAY, "shutdown")]
+    assert b.close(CloseCode.GOING_AWAY, "shutdown") == [
+        StartClose(frames.encode_close(1001, "shutdown"), CloseCode.GOING_AWAY, "shutdown"),
+    ]
     assert (b.state, b.closed_by) == (State.CLOSING, Side.SERVER)
     assert b.receive_data(client_frame(Opcode.CLOSE, struct.pack("!H", 1001)), 1.0) == [End("close handshake complete")]
     assert b.state is State.CLOSED

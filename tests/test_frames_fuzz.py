@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from ws4redis_mw import frames
 from ws4redis_mw.frames import FrameParser, Message, ProtocolError
+
 from helpers import client_frame
 
 messages = st.lists(
@@ -20,7 +21,7 @@ messages = st.lists(
 
 def fragmented(opcode: int, payload: bytes, cuts: list) -> bytes:
     points = sorted({c % (len(payload) + 1) for c in cuts})
-    pieces = [payload[a:b] for a, b in zip([0] + points, points + [len(payload)])]
+    pieces = [payload[a:b] for a, b in zip([0] + points, points + [len(payload)], strict=True)]
     data = b""
     for i, piece in enumerate(pieces):
         data += client_frame(opcode if i == 0 else frames.OP_CONT, piece, fin=i == len(pieces) - 1)
@@ -28,7 +29,11 @@ def fragmented(opcode: int, payload: bytes, cuts: list) -> bytes:
 
 
 @settings(max_examples=300, deadline=None)
-@given(messages, st.lists(st.integers(min_value=0, max_value=400), max_size=3), st.lists(st.integers(min_value=1, max_value=50), min_size=1))
+@given(
+    messages,
+    st.lists(st.integers(min_value=0, max_value=400), max_size=3),
+    st.lists(st.integers(min_value=1, max_value=50), min_size=1),
+)
 def test_any_fragmentation_and_chunking_gives_back_the_same_messages(sent, cuts, chunk_sizes):
     stream = b"".join(fragmented(opcode, payload, cuts) for opcode, payload in sent)
     parser = FrameParser(max_message_size=None)

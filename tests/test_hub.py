@@ -17,8 +17,8 @@ import pytest
 import websockets
 
 from conftest import start_server
-from servers import SERVER_MODES, RedisServer
 from helpers import KEY, masked_frame, raw_websocket, read_close_code, read_frames_until_close
+from servers import SERVER_MODES, RedisServer
 
 SOCKETS = 1000
 MODES = {mode.name: mode for mode in SERVER_MODES}
@@ -53,7 +53,8 @@ def worker_rss(server) -> int:
 async def open_many(url: str, count: int):
     sockets = []
     for start_at in range(0, count, 100):
-        batch = await asyncio.gather(*(websockets.connect(url, open_timeout=20, ping_interval=None) for _ in range(min(100, count - start_at))))
+        size = min(100, count - start_at)
+        batch = await asyncio.gather(*(websockets.connect(url, open_timeout=20, ping_interval=None) for _ in range(size)))
         sockets.extend(batch)
     return sockets
 
@@ -75,7 +76,8 @@ def test_thousand_sockets_share_at_most_three_redis_connections(own_redis, djang
         clients, rss, received = asyncio.run(scenario())
         per_socket = (rss - baseline) / SOCKETS
         with capsys.disabled():
-            print(f"\n{SOCKETS} sockets: {clients} Redis clients, RSS {baseline >> 10} -> {rss >> 10} KiB, {per_socket / 1024:.1f} KiB per socket")
+            print(f"\n{SOCKETS} sockets: {clients} Redis clients, RSS {baseline >> 10} -> {rss >> 10} KiB, "
+                  f"{per_socket / 1024:.1f} KiB per socket")
         assert clients <= 3
         assert received == ["to all"] * SOCKETS
     finally:
@@ -120,7 +122,8 @@ def abuse_once(server, round_: int) -> None:
     sock.close()
     # A bad facility and a half-written handshake.
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-    sock.sendall(f"GET /ws/a:b?subscribe-broadcast HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    sock.sendall(f"GET /ws/a:b?subscribe-broadcast HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
     sock.recv(4096)
     sock.close()
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
@@ -191,7 +194,11 @@ def test_open_sockets_hold_no_database_connection(own_redis, django_setup, workd
         user.login("db" + str(time.time_ns())[-8:])
         db_files = lambda: [f for f in psutil.Process(server.proc.pid).open_files() if f.path.endswith("db.sqlite3")]  # noqa: E731
         before = len(db_files())
-        sockets = [connect(f"{server.ws}/ws/db?subscribe-user&subscribe-session", additional_headers={"Cookie": user.cookie_header()}, open_timeout=5) for _ in range(20)]
+        cookie = user.cookie_header()
+        sockets = [
+            connect(f"{server.ws}/ws/db?subscribe-user&subscribe-session", additional_headers={"Cookie": cookie}, open_timeout=5)
+            for _ in range(20)
+        ]
         assert len(db_files()) <= before + 1
         for ws in sockets:
             ws.close()
@@ -228,7 +235,8 @@ def test_client_that_stops_reading_is_closed_and_let_go(own_redis, django_setup,
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect(("127.0.0.1", server.port))
         sock.settimeout(5)
-        sock.sendall(f"GET /ws/stalled?subscribe-broadcast HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+        sock.sendall(f"GET /ws/stalled?subscribe-broadcast HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
         assert sock.recv(12) == b"HTTP/1.1 101"
         publisher = own_redis.client()
         payload = b"x" * 60000

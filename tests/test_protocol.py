@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 import uuid
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from helpers import KEY, TIMEOUT, client_frame, masked_frame, raw_handshake, raw_websocket, read_close_code  # noqa: F401
-
 
 
 def facility() -> str:
@@ -211,7 +209,8 @@ def test_client_publishes_to_its_own_user_channel(connect, server):
 
 
 def test_made_up_session_cookie_gets_no_session_channel(server, connect):
-    body = assert_refused(server, connect, f"/ws/{facility()}?subscribe-session", 403, 1008, cookie="sessionid=abcdefghijklmnopqrstuvwxyz012345")
+    cookie = "sessionid=abcdefghijklmnopqrstuvwxyz012345"
+    body = assert_refused(server, connect, f"/ws/{facility()}?subscribe-session", 403, 1008, cookie=cookie)
     assert "subscribe-session" in body or server.mode.refuses_after_upgrade
 
 

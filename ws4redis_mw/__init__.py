@@ -8,7 +8,10 @@ __version__ = "0.1.0.dev0"
 __all__ = ["WebSocketMiddleware", "RedisPublisher", "RedisMessage", "SELF", "close_all_websockets"]
 
 
-def __getattr__(name):
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
     # Lazy, so that ``INSTALLED_APPS = ["ws4redis_mw"]`` imports nothing that
     # needs Django to be set up, and ``import ws4redis_mw`` stays cheap.
     if name == "WebSocketMiddleware":

@@ -11,9 +11,12 @@ filters the requested flags.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any, List
+from typing import TYPE_CHECKING, Any, List
 
 from .settings import Settings, import_string_or_callable
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
 
 __all__ = ["django_request", "process_request", "allowed_flags"]
 
@@ -39,7 +42,7 @@ def process_request(request: Any) -> None:
             request.user = SimpleLazyObject(lambda: get_user(request))
 
 
-def django_request(environ: dict, settings: Settings) -> Any:
+def django_request(environ: WSGIEnvironment, settings: Settings) -> Any:
     """A Django ``WSGIRequest`` for the handshake, with session and user set."""
     from django.core.handlers.wsgi import WSGIRequest
 

@@ -164,7 +164,7 @@ class Bridge:
         try:
             for event in self._parser.events():
                 actions += self._on_event(event)
-                if self.state is State.CLOSED:
+                if self.state is State.CLOSED:  # type: ignore[comparison-overlap]  # _on_event may close; mypy keeps the narrowing
                     break
         except frames.ProtocolError as error:
             self._discarding = True  # nothing more can be parsed after a framing error

@@ -17,7 +17,7 @@ control characters): otherwise ``user:a:b`` could be reached both as user
 from __future__ import annotations
 
 import unicodedata
-from typing import Iterable, Optional
+from typing import Iterable, List, Optional
 
 __all__ = [
     "AUDIENCES",
@@ -69,6 +69,6 @@ def channel_name(prefix: Optional[str], audience: str, facility: str, member: Op
     return f"{key_prefix(prefix)}{audience}:{member}:{facility}"
 
 
-def channel_names(prefix: Optional[str], audience: str, facility: str, members: Iterable[str]) -> list:
+def channel_names(prefix: Optional[str], audience: str, facility: str, members: Iterable[str]) -> List[str]:
     """The keys of ``facility`` for every member of one audience."""
     return [channel_name(prefix, audience, facility, m) for m in members]

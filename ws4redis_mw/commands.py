@@ -18,7 +18,7 @@ Design rules of this module:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union, cast
 
 import gevent.event
 from redis.connection import AbstractConnection
@@ -57,7 +57,8 @@ class CommandPipeline:
         result: "gevent.event.AsyncResult[List[Any]]" = gevent.event.AsyncResult()
         self._queue.append((commands, result))
         self._flusher.wake()
-        replies = result.get()
+        # The flusher sets a list or an exception, never None.
+        replies = cast(List[Any], result.get())
         for reply in replies:
             if isinstance(reply, RedisError):
                 raise reply

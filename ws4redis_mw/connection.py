@@ -17,10 +17,13 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from typing import Any, Dict, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Union
 
 import redis
 from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection, parse_url
+
+if TYPE_CHECKING:
+    import gevent.socket
 
 __all__ = ["connection_kwargs", "get_client", "hub_connection"]
 
@@ -28,14 +31,14 @@ _clients: Dict[Any, redis.Redis] = {}
 _clients_lock = threading.Lock()
 
 
-def connection_kwargs(config: Union[dict, str]) -> Dict[str, Any]:
+def connection_kwargs(config: Union[Dict[str, Any], str]) -> Dict[str, Any]:
     """redis-py ``Connection`` arguments from a settings dict or a URL.
 
     URLs are ``redis://[:password@]host[:port][/db]``, ``rediss://...`` (TLS)
     and ``unix:///path/to/redis.sock[?db=N]``.
     """
     if isinstance(config, str):
-        kwargs = parse_url(config)
+        kwargs: Dict[str, Any] = parse_url(config)
     else:
         kwargs = {k: v for k, v in dict(config).items() if v is not None or k == "password"}
     return kwargs
@@ -53,7 +56,7 @@ PUBLISHER_MAX_CONNECTIONS = 4
 PUBLISHER_POOL_TIMEOUT = 5.0
 
 
-def get_client(config: Union[dict, str]) -> redis.Redis:
+def get_client(config: Union[Dict[str, Any], str]) -> redis.Redis:
     """The process's redis-py client for ``config`` (one bounded pool per process and config)."""
     key = (os.getpid(), repr(config))
     client = _clients.get(key)
@@ -75,7 +78,7 @@ def get_client(config: Union[dict, str]) -> redis.Redis:
 class GeventConnection(Connection):
     """A TCP connection whose socket is always a gevent socket."""
 
-    def _connect(self):
+    def _connect(self) -> gevent.socket.socket:
         import gevent.socket
 
         sock = gevent.socket.create_connection((self.host, self.port), timeout=self.socket_connect_timeout)
@@ -89,7 +92,7 @@ class GeventConnection(Connection):
 class GeventUnixConnection(UnixDomainSocketConnection):
     """A unix-socket connection whose socket is always a gevent socket."""
 
-    def _connect(self):
+    def _connect(self) -> gevent.socket.socket:
         import gevent.socket
 
         sock = gevent.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -103,7 +106,7 @@ class GeventUnixConnection(UnixDomainSocketConnection):
         return sock
 
 
-def hub_connection(config: Union[dict, str], **overrides: Any) -> Connection:
+def hub_connection(config: Union[Dict[str, Any], str], **overrides: Any) -> Connection:
     """A single connection with a gevent socket, for the hub's greenlets."""
     from gevent import monkey
 
@@ -116,4 +119,5 @@ def hub_connection(config: Union[dict, str], **overrides: Any) -> Connection:
                 "uWSGI --gevent-monkey-patch) so that TLS sockets cooperate with gevent"
             )
         cls = GeventUnixConnection if issubclass(cls, UnixDomainSocketConnection) else GeventConnection
-    return cls(**kwargs)
+    connection: Connection = cls(**kwargs)
+    return connection

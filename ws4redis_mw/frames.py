@@ -23,7 +23,7 @@ import codecs
 import dataclasses
 import enum
 import struct
-from typing import Iterator, List, Optional, Union
+from typing import Final, Iterator, List, Optional, Union
 
 __all__ = [
     "Opcode", "CloseCode", "OP_CONT", "OP_TEXT", "OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG",
@@ -131,7 +131,7 @@ class FrameParser:
         self._fragments: List[bytes] = []
         self._fragment_opcode: Optional[int] = None
         self._fragment_size = 0
-        self._utf8 = None  # incremental decoder of the text message under way
+        self._utf8: Optional[codecs.BufferedIncrementalDecoder] = None  # incremental decoder of the text message under way
 
     def feed(self, data: bytes) -> None:
         self._buffer += data
@@ -145,7 +145,7 @@ class FrameParser:
             if event is not _CONTINUE:
                 yield event
 
-    def _next_event(self):
+    def _next_event(self) -> Union[Event, _Continue, None]:
         buf = self._buffer
         if len(buf) < 2:
             return None
@@ -198,7 +198,7 @@ class FrameParser:
         if self.max_message_size is not None and self._fragment_size + length > self.max_message_size:
             raise ProtocolError(CloseCode.MESSAGE_TOO_BIG, f"message larger than {self.max_message_size} bytes")
 
-    def _data_frame(self, opcode: int, fin: bool, payload: bytes):
+    def _data_frame(self, opcode: int, fin: bool, payload: bytes) -> Union[Message, _Continue]:
         if opcode != OP_CONT:
             self._fragment_opcode = opcode
             if opcode == OP_TEXT:
@@ -218,7 +218,13 @@ class FrameParser:
         return message
 
 
-_CONTINUE = object()
+class _Continue(enum.Enum):
+    """The type of :data:`_CONTINUE`: a frame was consumed, no event is complete yet."""
+
+    CONTINUE = enum.auto()
+
+
+_CONTINUE: Final = _Continue.CONTINUE
 
 
 def _parse_close(payload: bytes) -> Close:

@@ -13,7 +13,8 @@ the restarted one.  To combine with a config file of your own, import
 from __future__ import annotations
 
 import signal
-from typing import Any
+from types import FrameType
+from typing import Any, Callable, Optional
 
 import gevent
 
@@ -28,8 +29,8 @@ def post_worker_init(worker: Any) -> None:
         signal.signal(signum, _closing_first(getattr(worker, name)))
 
 
-def _closing_first(handler):
-    def handle(signum, frame):
+def _closing_first(handler: Callable[[int, Optional[FrameType]], Any]) -> Callable[[int, Optional[FrameType]], None]:
+    def handle(signum: int, frame: Optional[FrameType]) -> None:
         # Run in the gevent loop, not inside the signal handler.
         gevent.get_hub().loop.run_callback(gevent.spawn, close_all_websockets)
         handler(signum, frame)

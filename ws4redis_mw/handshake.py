@@ -99,7 +99,9 @@ def _check_http(request: Request) -> None:
     if request.environ.get("SERVER_PROTOCOL") == "HTTP/1.0":
         raise Refusal(HTTPStatus.BAD_REQUEST, "a websocket handshake needs HTTP/1.1")
     if request.headers.get("Sec-WebSocket-Version", "").strip() != "13":
-        raise Refusal(HTTPStatus.UPGRADE_REQUIRED, "unsupported Sec-WebSocket-Version: only 13 is spoken", [("Sec-WebSocket-Version", "13")])
+        raise Refusal(
+            HTTPStatus.UPGRADE_REQUIRED, "unsupported Sec-WebSocket-Version: only 13 is spoken", [("Sec-WebSocket-Version", "13")]
+        )
     key = request.headers.get("Sec-WebSocket-Key", "")
     try:
         if len(base64.b64decode(key.encode("ascii"), validate=True)) != 16:
@@ -108,7 +110,7 @@ def _check_http(request: Request) -> None:
         raise Refusal(HTTPStatus.BAD_REQUEST, "missing or malformed Sec-WebSocket-Key") from None
 
 
-def check_origin(request: Request, allowed_origins: Optional[list]) -> None:
+def check_origin(request: Request, allowed_origins: Optional[List[str]]) -> None:
     """Refuse (403) a browser's cross-site request; see ``WS4REDIS_ALLOWED_ORIGINS``."""
     origin = request.headers.get("Origin")
     if origin is None or (allowed_origins is not None and ("*" in allowed_origins or origin in allowed_origins)):

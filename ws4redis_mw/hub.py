@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
+from typing import Any, Dict, Hashable, List, Optional, Protocol, Sequence, Tuple
 
 import gevent
 import gevent.event
@@ -46,8 +46,8 @@ logger = logging.getLogger("ws4redis_mw.hub")
 TICK = 1.0
 
 
-class Listener(Protocol):
-    """What the hub needs of a socket (:class:`ws4redis_mw.websocket.WebSocket`)."""
+class Listener(Hashable, Protocol):
+    """What the hub needs of a socket (:class:`ws4redis_mw.websocket.WebSocket`); a key of the registry."""
 
     def deliver(self, channel: str, payload: bytes, frame: bytes) -> None:
         """Queue a message; must not block."""
@@ -70,7 +70,7 @@ class Hub:
         self._loop = gevent.get_hub().loop
         self._to_flush: List[Listener] = []
         self._flush_scheduled = False
-        self._timer: Optional[gevent.Greenlet] = None
+        self._timer: Optional[gevent.Greenlet[[], None]] = None
         self._detached = gevent.event.Event()  # set at every detach, for wait_detached()
 
     # -- life cycle ----------------------------------------------------------
@@ -103,7 +103,9 @@ class Hub:
 
     def wait_detached(self, listeners: Sequence[Listener], timeout: float) -> bool:
         """Wait until none of ``listeners`` is attached, at most ``timeout`` seconds; ``True`` if so."""
-        with gevent.Timeout(timeout, False):
+        # False: the timeout ends the block silently (gevent's documented
+        # value, missing from types-gevent's signature).
+        with gevent.Timeout(timeout, False):  # type: ignore[arg-type]
             while any(listener in self._registry for listener in listeners):
                 self._detached.clear()
                 self._detached.wait()

@@ -105,7 +105,9 @@ class WebSocketMiddleware:
             socket.wait_closed()
         return []
 
-    def _open(self, environ: "WSGIEnvironment", shake: handshake.Handshake, settings: Settings, name: str) -> Tuple[WebSocket, List[Optional[bytes]]]:
+    def _open(
+        self, environ: "WSGIEnvironment", shake: handshake.Handshake, settings: Settings, name: str
+    ) -> Tuple[WebSocket, List[Optional[bytes]]]:
         """Work out the socket's channels and attach it to the hub, before the 101."""
         try:
             request = audience.django_request(environ, settings)
@@ -141,7 +143,9 @@ class WebSocketMiddleware:
             raise Refusal(HTTPStatus.SERVICE_UNAVAILABLE, f"Redis is unavailable, try again later ({exc})") from None
         return socket, kept
 
-    def _refuse(self, refusal: Refusal, environ: "WSGIEnvironment", start_response: "StartResponse", upgraded: bool, name: str) -> Iterable[bytes]:
+    def _refuse(
+        self, refusal: Refusal, environ: "WSGIEnvironment", start_response: "StartResponse", upgraded: bool, name: str
+    ) -> Iterable[bytes]:
         logger.warning("%s: refused: %d %s", name, refusal.status, refusal.reason)
         if not upgraded:
             return refusal.response()(environ, start_response)

@@ -25,7 +25,7 @@ class OnDemand:
 
     def __init__(self, work: Callable[[], None]):
         self._work = work
-        self._greenlet: Optional[gevent.Greenlet] = None
+        self._greenlet: Optional[gevent.Greenlet[[], None]] = None
 
     @property
     def running(self) -> bool:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from .channels import channel_name, validate_facility
 from .connection import get_client
 from .redis_store import RedisStore, own_groups, own_sessions, own_users
-from .channels import channel_name, validate_facility
 from .settings import process_settings
 
 __all__ = ["RedisPublisher"]
@@ -49,7 +49,7 @@ class RedisPublisher(RedisStore):
         if audience in ("broadcast", "any"):
             names.append(channel_name(self._prefix, "broadcast", facility))
         for name in names:
-            message = self._connection.get(name)
+            message: Optional[bytes] = self._connection.get(name)
             if message:
                 return message
         return None

@@ -74,7 +74,7 @@ def _is_authenticated(request: Any) -> bool:
     return bool(user is not None and user.is_authenticated)
 
 
-def _replace_self(members: Iterable, own: List[str]) -> List[str]:
+def _replace_self(members: Iterable[Any], own: List[str]) -> List[str]:
     result: List[str] = []
     for member in members:
         if member is SELF:

@@ -22,11 +22,16 @@ import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
+from typing import TYPE_CHECKING, List, Optional, Tuple, Union  # noqa: E402
 
 import gevent  # noqa: E402
 from gevent import pywsgi  # noqa: E402
 
 from .shutdown import close_all_websockets  # noqa: E402
+
+if TYPE_CHECKING:
+    import gevent.socket
+    from _typeshed.wsgi import WSGIApplication
 
 logger = logging.getLogger("ws4redis_mw.serve")
 
@@ -34,14 +39,15 @@ logger = logging.getLogger("ws4redis_mw.serve")
 STOP_TIMEOUT = 5.0
 
 
-def load_app(spec: str):
+def load_app(spec: str) -> WSGIApplication:
     """``module:attribute`` (attribute defaults to ``application``)."""
     module_name, _, attribute = spec.partition(":")
     sys.path.insert(0, os.getcwd())
-    return getattr(importlib.import_module(module_name), attribute or "application")
+    application: WSGIApplication = getattr(importlib.import_module(module_name), attribute or "application")
+    return application
 
 
-def listener(bind: str):
+def listener(bind: str) -> Union[gevent.socket.socket, Tuple[str, int]]:
     if bind.startswith("unix:"):
         from gevent import socket
 
@@ -56,7 +62,7 @@ def listener(bind: str):
     return (host or "127.0.0.1", int(port))
 
 
-def main(argv=None) -> None:
+def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ws4redis_mw.serve", description=__doc__.splitlines()[0])
     parser.add_argument("app", help="the WSGI application, as module:attribute")
     parser.add_argument("--bind", default="127.0.0.1:8000", help="host:port or unix:/path (default %(default)s)")

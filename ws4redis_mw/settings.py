@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from importlib import import_module
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union, cast
 
 __all__ = ["Settings", "load", "process_settings", "import_string_or_callable", "SettingsError"]
 
@@ -120,7 +120,10 @@ def process_settings() -> Settings:
 
 def import_string_or_callable(value: Any) -> Optional[Callable[..., Any]]:
     """Return ``value`` itself if callable, the object a dotted path names, or ``None``."""
-    if value is None or callable(value):
-        return value
+    if value is None:
+        return None
+    if callable(value):
+        return cast("Callable[..., Any]", value)
     module, _, name = str(value).rpartition(".")
-    return getattr(import_module(module), name)
+    function: Callable[..., Any] = getattr(import_module(module), name)
+    return function

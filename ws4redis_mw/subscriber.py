@@ -22,7 +22,7 @@ rather than ignored.
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Set
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Set
 
 from .redis_store import SELF, RedisStore
 
@@ -75,7 +75,7 @@ class RedisSubscriber(RedisStore):
         return set(cls.subscription_channels) | set(cls.publish_channels)
 
 
-def _audience(flags: Set[str], verb: str) -> dict:
+def _audience(flags: Set[str], verb: str) -> Dict[str, Any]:
     return {
         "users": [SELF] if f"{verb}-user" in flags else [],
         "groups": [SELF] if f"{verb}-group" in flags else [],

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any, Callable, Dict, Iterable, Optional, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
 import gevent
 import gevent.event
@@ -57,7 +57,7 @@ class Subscription:
         self._write_lock = gevent.lock.Semaphore()
         self._connected = gevent.event.Event()
         self._confirmations: Dict[str, gevent.event.Event] = {}
-        self._reader: Optional[gevent.Greenlet] = None
+        self._reader: Optional[gevent.Greenlet[[], None]] = None
         self._stopped = False
         self._failed_once = False  # a connection attempt or connection has failed: don't make handshakes wait
         #: Counts (re)connections; the command connection follows it.
@@ -115,7 +115,7 @@ class Subscription:
             except RedisUnavailable:
                 pass  # the reconnect subscribes only to channels still wanted
 
-    def _send(self, command: str, channels: list) -> None:
+    def _send(self, command: str, channels: List[str]) -> None:
         conn = self._conn
         if conn is None or not self.connected:
             raise RedisUnavailable("not connected to Redis")

@@ -35,10 +35,13 @@ from __future__ import annotations
 import functools
 import logging
 import socket
-from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Protocol, Tuple
 
 import gevent
 import gevent.socket
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 __all__ = ["Transport", "NotSupported", "server_kind", "already_upgraded", "check_supported", "accept", "prepare_server"]
 
@@ -211,7 +214,7 @@ def prepare_server() -> None:
     uwsgi.atexit = close_websockets
 
 
-def server_kind(environ: dict) -> Optional[str]:
+def server_kind(environ: WSGIEnvironment) -> Optional[str]:
     """Which server runs this request, as far as taking over a socket goes; ``None``: one we can't use."""
     if "uwsgi.version" in environ:
         return "uwsgi"
@@ -222,12 +225,12 @@ def server_kind(environ: dict) -> Optional[str]:
     return None
 
 
-def already_upgraded(environ: dict) -> bool:
+def already_upgraded(environ: WSGIEnvironment) -> bool:
     """True when the server sent the 101 before calling the application."""
     return server_kind(environ) == "gevent-websocket"
 
 
-def check_supported(environ: dict) -> None:
+def check_supported(environ: WSGIEnvironment) -> None:
     """Raise :class:`NotSupported` before the handshake if :func:`accept` would."""
     kind = server_kind(environ)
     if kind is None:
@@ -237,7 +240,7 @@ def check_supported(environ: dict) -> None:
         raise NotSupported(problem)
 
 
-def accept(environ: dict, start_response: Callable, headers: List[Tuple[str, str]]) -> Transport:
+def accept(environ: WSGIEnvironment, start_response: StartResponse, headers: List[Tuple[str, str]]) -> Transport:
     """Complete the upgrade with ``headers`` and return the connection's transport."""
     kind = server_kind(environ)
     if kind == "gevent-websocket":

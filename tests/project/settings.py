@@ -17,7 +17,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
 ]
 ROOT_URLCONF = "tests.project.urls"
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ.get("WS4REDIS_TEST_DB", os.path.join(BASE_DIR, "db.sqlite3"))}}
+DATABASES = {
+    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ.get("WS4REDIS_TEST_DB", os.path.join(BASE_DIR, "db.sqlite3"))},
+}
 USE_TZ = True
 LOGGING = {
     "version": 1,

@@ -43,16 +43,20 @@ import signal
 import socket
 import threading
 import time
-from typing import Any, Callable, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Set, Tuple, cast
 
 import gevent
 import gevent.socket
 from django.apps import apps
 from gevent import pywsgi
 
-from ws4redis_mw.shutdown import close_all_websockets
 from ws4redis_mw.middleware import WebSocketMiddleware
 from ws4redis_mw.settings import load
+from ws4redis_mw.shutdown import close_all_websockets
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
+    from greenlet import greenlet
 
 if apps.is_installed("django.contrib.staticfiles"):
     from django.contrib.staticfiles.management.commands.runserver import Command as BaseRunserver
@@ -88,7 +92,8 @@ class RequestHandler(pywsgi.WSGIHandler):
     server: "_PyWSGIServer"
 
     def run_application(self) -> None:
-        if self.environ.get("HTTP_UPGRADE", "").lower() != "websocket":
+        environ = cast("WSGIEnvironment", self.environ)  # set before run_application is called
+        if environ.get("HTTP_UPGRADE", "").lower() != "websocket":
             return super().run_application()
         current = gevent.getcurrent()
         self.server.websockets.add(current)
@@ -110,7 +115,7 @@ class RequestHandler(pywsgi.WSGIHandler):
 
 
 class _PyWSGIServer(pywsgi.WSGIServer):
-    websockets: Set[gevent.Greenlet]
+    websockets: Set[greenlet]
 
 
 class GeventServer:
@@ -133,9 +138,9 @@ class GeventServer:
             raise
         self.socket = sock
         self.server_port: int = sock.getsockname()[1]
-        self.application: Optional[Callable] = None
+        self.application: Optional[WSGIApplication] = None
 
-    def set_app(self, application: Callable) -> None:
+    def set_app(self, application: WSGIApplication) -> None:
         self.application = application
 
     def serve_forever(self) -> None:
@@ -183,11 +188,11 @@ class GeventServer:
             atexit.unregister(at_exit)
 
 
-class Command(BaseRunserver):
+class Command(BaseRunserver):  # type: ignore[misc]  # Django has no type information here
     help = BaseRunserver.help.rstrip(".") + ", with websockets under WEBSOCKET_URL (gevent's pywsgi)."
     server_cls = GeventServer
 
-    def get_handler(self, *args: Any, **options: Any) -> Callable:
+    def get_handler(self, *args: Any, **options: Any) -> WSGIApplication:
         handler = super().get_handler(*args, **options)
         return handler if serves_websockets(handler) else WebSocketMiddleware(handler)
 
