@@ -15,9 +15,13 @@ $(VENV)/.demo: setup.cfg setup.py
 demo: $(VENV)/.demo
 	$(PY) examples/demo.py
 
+# Lint and strict types first (seconds), then the suite with branch coverage
+# of ws4redis_mw, servers started as subprocesses included (.coveragerc).
 test:
 	bash .ci/setup $(VENV)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m ruff check ws4redis_mw tests bench examples
+	$(PY) -m mypy
+	$(PY) -m pytest --cov --cov-report=term $(PYTEST_ARGS)
 
 bench: $(VENV)/.demo
 	$(PY) bench/fanout.py
