@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from types import SimpleNamespace
 
@@ -14,9 +15,9 @@ def redis(django_setup, redis_server):
 
 
 def fake_request(username="john", groups=("admins",), session_key="s3ss10nk3y"):
-    """A stand-in for an authenticated request: user, session with groups."""
-    user = SimpleNamespace(is_authenticated=True, get_username=lambda: username)
-    session = {"ws4redis:memberof": list(groups)}
+    """A stand-in for an authenticated request: user, session with groups read just now."""
+    user = SimpleNamespace(is_authenticated=True, get_username=lambda: username, pk=1, groups=None)
+    session = {"ws4redis:memberof": list(groups), "ws4redis:memberof_at": time.time()}
     return SimpleNamespace(user=user, session=SimpleNamespace(session_key=session_key, get=session.get))
 
 

@@ -1,7 +1,9 @@
 """The Django app: groups in the session at login, and a check of the app order.
 
 The websocket path reads groups from the session (``ws4redis:memberof``), so
-that opening a socket never queries the group tables.  Django takes a
+that opening a socket does not query the group tables while they are younger
+than ``WS4REDIS_GROUPS_LIFETIME``; a change of ``user.groups`` makes this
+process read them again (:mod:`ws4redis_mw.groups`).  Django takes a
 management command from the first app that has it, so this app must come
 before ``django.contrib.staticfiles`` for its ``runserver`` (which serves
 websockets) to be the one that runs: check ``ws4redis_mw.W001`` says so.
@@ -14,13 +16,14 @@ from typing import Any, List, Optional
 from django.apps import AppConfig, apps
 from django.contrib.auth.signals import user_logged_in
 from django.core import checks
+from django.db.models.signals import m2m_changed
 
-from .redis_store import GROUPS_SESSION_KEY
+from .groups import groups_changed, store_groups
 
 
 def store_groups_in_session(sender: Any, user: Any, request: Any, **kwargs: Any) -> None:
-    if request is not None and hasattr(request, "session"):
-        request.session[GROUPS_SESSION_KEY] = [group.name for group in user.groups.all()]
+    if request is not None and hasattr(request, "session") and hasattr(user, "groups"):
+        store_groups(request.session, user)
 
 
 def runserver_order_problem(app_names: List[str]) -> Optional[str]:
@@ -46,3 +49,8 @@ class Ws4RedisConfig(AppConfig):  # type: ignore[misc]  # Django has no type inf
     def ready(self) -> None:
         user_logged_in.connect(store_groups_in_session, dispatch_uid="ws4redis_mw.store_groups_in_session")
         checks.register(check_app_order)
+        from django.contrib.auth import get_user_model
+
+        groups = getattr(get_user_model(), "groups", None)
+        if groups is not None:  # a custom user model may have none
+            m2m_changed.connect(groups_changed, sender=groups.through, dispatch_uid="ws4redis_mw.groups_changed")

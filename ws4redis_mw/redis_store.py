@@ -14,15 +14,12 @@ import warnings
 from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Set
 
 from . import channels as _channels
+from .groups import GROUPS_SESSION_KEY, lifetime, user_groups
 
 if TYPE_CHECKING:
     from .settings import Settings
 
 __all__ = ["RedisMessage", "SELF", "RedisStore", "GROUPS_SESSION_KEY"]
-
-#: The session key under which the login signal keeps the user's group names,
-#: so that the websocket path never asks the database for them.
-GROUPS_SESSION_KEY = "ws4redis:memberof"
 
 
 class _SelfType:
@@ -90,11 +87,11 @@ def own_users(request: Any) -> List[str]:
 
 
 def own_groups(request: Any) -> List[str]:
-    """The group names kept in the session at login, or ``[]``."""
-    session = getattr(request, "session", None)
-    if not _is_authenticated(request) or session is None:
+    """The user's group names, or ``[]`` if anonymous: kept in the session at login,
+    read again once older than ``WS4REDIS_GROUPS_LIFETIME`` (:mod:`ws4redis_mw.groups`)."""
+    if not _is_authenticated(request) or not hasattr(request.user, "groups"):
         return []
-    return list(session.get(GROUPS_SESSION_KEY, []))
+    return user_groups(getattr(request, "session", None), request.user, lifetime())
 
 
 def own_sessions(request: Any) -> List[str]:

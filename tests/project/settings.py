@@ -39,3 +39,5 @@ WS4REDIS_MAX_BACKLOG = int(os.environ.get("WS4REDIS_TEST_MAX_BACKLOG", str(1024 
 WS4REDIS_PING_INTERVAL = float(os.environ.get("WS4REDIS_TEST_PING_INTERVAL", "25"))
 WS4REDIS_PING_TIMEOUT = float(os.environ.get("WS4REDIS_TEST_PING_TIMEOUT", "20"))
 WS4REDIS_ALLOWED_CHANNELS = "tests.project.views.allowed_channels"
+# Short, so that tests see a group change take effect on new sockets without waiting a minute.
+WS4REDIS_GROUPS_LIFETIME = float(os.environ.get("WS4REDIS_TEST_GROUPS_LIFETIME", "1"))

@@ -8,4 +8,5 @@ urlpatterns = [
     path("publish", views.publish),
     path("login", views.login_view),
     path("stats", views.stats),
+    path("groups", views.set_groups),
 ]

@@ -47,6 +47,14 @@ def login_view(request):
     return JsonResponse({"user": username, "session": request.session.session_key})
 
 
+@csrf_exempt
+def set_groups(request):
+    """POST username and comma-separated groups: the user's groups become exactly these (no login)."""
+    user = User.objects.get(username=request.POST["username"])
+    user.groups.set([Group.objects.get_or_create(name=name)[0] for name in filter(None, request.POST.get("groups", "").split(","))])
+    return JsonResponse({"user": user.username, "groups": sorted(g.name for g in user.groups.all())})
+
+
 def stats(request):
     """What the server process holds: hub counters, live greenlets, memory."""
     import gc
