@@ -41,3 +41,7 @@ WS4REDIS_PING_TIMEOUT = float(os.environ.get("WS4REDIS_TEST_PING_TIMEOUT", "20")
 WS4REDIS_ALLOWED_CHANNELS = "tests.project.views.allowed_channels"
 # Short, so that tests see a group change take effect on new sockets without waiting a minute.
 WS4REDIS_GROUPS_LIFETIME = float(os.environ.get("WS4REDIS_TEST_GROUPS_LIFETIME", "1"))
+# Token authentication for clients without the session cookie (?token=...); short, so that
+# the expiry test waits little.
+WS4REDIS_PROCESS_REQUEST = "ws4redis_mw.tokens.process_request"
+WS4REDIS_TOKEN_MAX_AGE = float(os.environ.get("WS4REDIS_TEST_TOKEN_MAX_AGE", "3"))

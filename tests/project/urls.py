@@ -9,4 +9,5 @@ urlpatterns = [
     path("login", views.login_view),
     path("stats", views.stats),
     path("groups", views.set_groups),
+    path("token", views.token),
 ]

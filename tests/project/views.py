@@ -55,6 +55,15 @@ def set_groups(request):
     return JsonResponse({"user": user.username, "groups": sorted(g.name for g in user.groups.all())})
 
 
+def token(request):
+    """A websocket token for the logged-in user (the recipe's view); 403 when anonymous."""
+    from ws4redis_mw.tokens import make_token
+
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": "log in first"}, status=403)
+    return JsonResponse({"token": make_token(request.user)})
+
+
 def stats(request):
     """What the server process holds: hub counters, live greenlets, memory."""
     import gc
