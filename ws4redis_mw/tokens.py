@@ -62,7 +62,8 @@ def make_token(user: Any) -> str:
     """A token that opens websockets as ``user`` for ``WS4REDIS_TOKEN_MAX_AGE`` seconds from now."""
     from django.core import signing
 
-    return signing.dumps(str(user.pk), salt=SALT, compress=False)
+    token: str = signing.dumps(str(user.pk), salt=SALT, compress=False)
+    return token
 
 
 def user_for_token(token: str, max_age_seconds: Optional[float] = None) -> Any:
