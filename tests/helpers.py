@@ -93,3 +93,110 @@ def read_frames_until_close(sock: socket.socket, timeout: float = TIMEOUT) -> Li
 def read_close_code(sock: socket.socket, timeout: float = TIMEOUT) -> int:
     """Read frames until a close frame; return its code."""
     return int.from_bytes(read_frames_until_close(sock, timeout)[-1][1][:2], "big")
+
+
+# -- raw exchanges with a running server (tests/test_fuzz.py) ---------------------
+
+def exchange(port: int, data: bytes, timeout: float = TIMEOUT, until_headers: bool = True) -> Tuple[bytes, bool]:
+    """Send ``data`` on a new connection, then read: up to the end of the response
+    headers (``until_headers``) or to the end of stream.  Returns (bytes read,
+    whether the server answered or ended the connection in time); never blocks
+    longer than ``timeout``.  With ``until_headers=False`` the sending side is
+    shut first, so a server waiting for more sees the end of stream."""
+    received = b""
+    deadline = time.monotonic() + timeout
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        try:
+            sock.sendall(data)
+            if not until_headers:
+                sock.shutdown(socket.SHUT_WR)
+        except OSError:  # the server may refuse and close before reading everything
+            return received, True
+        while time.monotonic() < deadline:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                break
+            except OSError:  # a reset: ended
+                return received, True
+            if not chunk:
+                return received, True
+            received += chunk
+            if until_headers and b"\r\n\r\n" in received:
+                return received, True
+    return received, False
+
+
+def status_of(response: bytes) -> int:
+    """The status code of a raw HTTP response, or 0 if it has none."""
+    parts = response.split(b"\r\n", 1)[0].split(b" ")
+    return int(parts[1]) if len(parts) > 1 and parts[0].startswith(b"HTTP/") and parts[1].isdigit() else 0
+
+
+def websocket_exchange(port: int, path: str, data: bytes, timeout: float = TIMEOUT) -> Tuple[bytes, bool]:
+    """Open a websocket on ``path`` (raw), send ``data``, shut the sending side
+    and read to the end of stream.  Returns (bytes after the 101, whether the
+    connection ended within ``timeout``)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            assert chunk, f"no answer to the handshake: {head!r}"
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101"), head
+        received = head.split(b"\r\n\r\n", 1)[1]
+        deadline = time.monotonic() + timeout
+        try:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:  # closed by the server already (a protocol error early on)
+            return received, True
+        while time.monotonic() < deadline:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                break
+            except OSError:
+                return received, True
+            if not chunk:
+                return received, True
+            received += chunk
+    return received, False
+
+
+def server_stats(server) -> dict:
+    """The test project's ``/stats`` of the process that serves the websockets
+    (under nginx-uwsgi: the gevent uWSGI instance, asked on its own socket)."""
+    import http.client
+    import json
+
+    if server.mode.name == "nginx-uwsgi":
+        from servers import nginx_dir
+
+        class UnixConnection(http.client.HTTPConnection):
+            def connect(self) -> None:
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.settimeout(TIMEOUT)
+                self.sock.connect(str(nginx_dir(server.port, server.workdir) / "web.socket"))
+
+        conn: http.client.HTTPConnection = UnixConnection("localhost", timeout=TIMEOUT)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
+    try:
+        conn.request("GET", "/stats", headers={"Host": "127.0.0.1"})
+        response = conn.getresponse()
+        assert response.status == 200, response.status
+        return json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def open_descriptors(server) -> int:
+    """Descriptors held by the server's processes (backends included)."""
+    import psutil
+
+    return sum(psutil.Process(pid).num_fds() for pid in server.pids())
