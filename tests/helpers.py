@@ -134,10 +134,13 @@ def status_of(response: bytes) -> int:
     return int(parts[1]) if len(parts) > 1 and parts[0].startswith(b"HTTP/") and parts[1].isdigit() else 0
 
 
-def websocket_exchange(port: int, path: str, data: bytes, timeout: float = TIMEOUT) -> Tuple[bytes, bool]:
-    """Open a websocket on ``path`` (raw), send ``data``, shut the sending side
-    and read to the end of stream.  Returns (bytes after the 101, whether the
-    connection ended within ``timeout``)."""
+def websocket_exchange(port: int, path: str, data: bytes, timeout: float = TIMEOUT, linger: float = 0.2) -> Tuple[bytes, bool]:
+    """Open a websocket on ``path`` (raw), send ``data``, read until the server's
+    close frame or ``linger`` seconds of silence, then shut the sending side and
+    read to the end of stream.  (Shutting at once would let a proxy in front,
+    uWSGI's router or nginx, drop the connection before the server's close
+    frame comes back.)  Returns (bytes after the 101, whether the connection
+    ended within ``timeout``)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                       f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
@@ -151,15 +154,24 @@ def websocket_exchange(port: int, path: str, data: bytes, timeout: float = TIMEO
         deadline = time.monotonic() + timeout
         try:
             sock.sendall(data)
-            sock.shutdown(socket.SHUT_WR)
         except OSError:  # closed by the server already (a protocol error early on)
             return received, True
+        shut = False
         while time.monotonic() < deadline:
-            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            if not shut and any(opcode == 0x8 for opcode, _ in split_frames(received)[0]):
+                sock.shutdown(socket.SHUT_WR)
+                shut = True
+            sock.settimeout(max(0.01, min(deadline - time.monotonic(), timeout if shut else linger)))
             try:
                 chunk = sock.recv(65536)
             except socket.timeout:
-                break
+                if not shut:
+                    try:
+                        sock.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        return received, True
+                    shut = True
+                continue
             except OSError:
                 return received, True
             if not chunk:

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import KEY, client_frame, exchange, open_descriptors, server_stats, status_of, websocket_exchange
+from helpers import KEY, client_frame, exchange, open_descriptors, server_stats, split_frames, status_of, websocket_exchange
 
 HANDSHAKE_EXAMPLES = 300
 FRAME_EXAMPLES = 200
@@ -107,31 +107,56 @@ def handshakes(draw, prefix: str) -> bytes:
     return head + b"".join(n + b": " + v + b"\r\n" for n, v in headers) + b"\r\n"
 
 
+_payloads = st.one_of(st.binary(max_size=200), _odd_text.map(str.encode), st.sampled_from([b"--heartbeat--", b"", b"\xff"]))
+
+
+@st.composite
+def messages(draw) -> bytes:
+    """A well-formed message (text or binary, whole or in fragments, a ping or pong between)."""
+    opcode, payload = draw(st.sampled_from([1, 1, 2])), draw(_payloads)
+    cuts = sorted(draw(st.lists(st.integers(0, len(payload)), max_size=3)))
+    pieces = [payload[x:y] for x, y in zip([0, *cuts], [*cuts, len(payload)], strict=True)]
+    out = b""
+    for i, piece in enumerate(pieces):
+        out += client_frame(opcode if i == 0 else 0, piece, fin=i == len(pieces) - 1)
+        if i < len(pieces) - 1 and draw(st.integers(0, 3)) == 0:
+            out += client_frame(draw(st.sampled_from([9, 10])), draw(st.binary(max_size=20)))
+    return out
+
+
+@st.composite
+def frames(draw) -> bytes:
+    """Any frame: opcode, FIN, reserved bits, mask or none."""
+    opcode = draw(st.one_of(st.sampled_from([1, 1, 2, 0, 9, 10, 8]), st.integers(0, 15)))
+    payload = draw(_payloads)
+    rsv = draw(st.sampled_from([0, 0, 0, 0, 0x40, 0x20, 0x10]))
+    mask = draw(st.sampled_from([b"\x37\xfa\x21\x3d"] * 4 + [b"\x00\x00\x00\x00"]))
+    frame = client_frame(opcode, payload, fin=draw(st.booleans()) or opcode >= 8, rsv=rsv, mask=mask)
+    if mask == b"\x00\x00\x00\x00" and draw(st.booleans()):  # unmasked: no mask bit, no key
+        header_end = len(frame) - len(payload) - 4
+        frame = bytes([frame[0], frame[1] & 0x7F]) + frame[2:header_end] + payload
+    return frame
+
+
 @st.composite
 def frame_sequences(draw) -> bytes:
+    """Mostly good messages, some hostile pieces among them, and a close frame (1000) at the end."""
     items = []
     for _ in range(draw(st.integers(0, 10))):
-        kind = draw(st.integers(0, 9))
-        if kind <= 5:  # a frame, mostly well-formed
-            opcode = draw(st.one_of(st.sampled_from([1, 1, 2, 0, 9, 10, 8]), st.integers(0, 15)))
-            payload = draw(st.one_of(st.binary(max_size=200), _odd_text.map(str.encode),
-                                     st.sampled_from([b"--heartbeat--", b"", b"\xff"])))
-            rsv = draw(st.sampled_from([0, 0, 0, 0, 0x40, 0x20, 0x10]))
-            mask = draw(st.sampled_from([b"\x37\xfa\x21\x3d"] * 4 + [b"\x00\x00\x00\x00"]))
-            frame = client_frame(opcode, payload, fin=draw(st.booleans()) or opcode >= 8, rsv=rsv, mask=mask)
-            if mask == b"\x00\x00\x00\x00" and draw(st.booleans()):  # unmasked: no mask bit, no key
-                header_end = len(frame) - len(payload) - 4
-                frame = bytes([frame[0], frame[1] & 0x7F]) + frame[2:header_end] + payload
-            items.append(frame)
-        elif kind == 6:  # a close frame with any code and reason
+        kind = draw(st.integers(0, 11))
+        if kind <= 5:
+            items.append(draw(messages()))
+        elif kind <= 7:
+            items.append(draw(frames()))
+        elif kind == 8:  # a close frame with any code and reason
             code = draw(st.integers(0, 65535))
             items.append(client_frame(8, struct.pack("!H", code) + draw(st.binary(max_size=30))))
-        elif kind == 7:  # a header announcing much more than follows
+        elif kind == 9:  # a header announcing much more than follows
             length = draw(st.sampled_from([126, 65535, 70000, 2**31, 2**63 - 1]))
             header = struct.pack("!BB", 0x81, 0x80 | 127) + struct.pack("!Q", length) if length > 65535 else \
                 struct.pack("!BBH", 0x81, 0x80 | 126, length)
             items.append(header + b"\x01\x02\x03\x04" + draw(st.binary(max_size=50)))
-        elif kind == 8:  # many empty fragments
+        elif kind == 10:  # many empty fragments
             count = draw(st.integers(1, 200))
             items.append(client_frame(1, b"", fin=False) + client_frame(0, b"", fin=False) * count)
         else:  # raw bytes
@@ -142,14 +167,25 @@ def frame_sequences(draw) -> bytes:
 # -- the checks around the examples -----------------------------------------------
 
 def tracebacks(log: str) -> list:
-    """Each traceback in ``log``, up to and including its exception line."""
-    found, lines = [], log.splitlines()
-    for i, line in enumerate(lines):
-        if line.lstrip().startswith("Traceback (most recent call last):"):
-            end = i + 1
-            while end < len(lines) and (lines[end].startswith(" ") or lines[end].startswith("\t")):
-                end += 1
-            found.append("\n".join(lines[i:end + 1]))
+    """Each traceback in ``log`` (chained ones joined into one), up to and including its exception line."""
+    chained = ("During handling of the above exception", "The above exception was the direct cause")
+    found, lines, i = [], log.splitlines(), 0
+    while i < len(lines):
+        if not lines[i].lstrip().startswith("Traceback (most recent call last):"):
+            i += 1
+            continue
+        start = i
+        while True:
+            i += 1
+            while i < len(lines) and lines[i].startswith((" ", "\t")):
+                i += 1
+            i += 1  # the exception line
+            rest = [j for j in range(i, min(i + 5, len(lines))) if lines[j].strip()]
+            if rest and lines[rest[0]].startswith(chained) and rest[1:] and "Traceback" in lines[rest[1]]:
+                i = rest[1]
+                continue
+            break
+        found.append("\n".join(lines[start:i]))
     return found
 
 
@@ -278,11 +314,24 @@ def test_malformed_frame_sequences_close_cleanly_and_leave_nothing_behind(fuzz_t
     server, _redis, prefix, good = fuzz_target
     path = f"/ws/{prefix}frames?subscribe-broadcast&publish-broadcast&echo"
 
+    codes: collections.Counter = collections.Counter()
+
     @settings(max_examples=FRAME_EXAMPLES, **FUZZ)
     @given(frame_sequences())
     def one(data):
-        _received, ended = websocket_exchange(server.port, path, data, timeout=8)
+        received, ended = websocket_exchange(server.port, path, data, timeout=8)
         assert ended, f"the connection did not end in time after {data[:200]!r}"
+        frames, _cut = split_frames(received)  # a reset may cut the tail: not judged
+        assert all(opcode in (1, 2, 8, 9, 10) for opcode, _ in frames), frames
+        closes = [i for i, (opcode, _) in enumerate(frames) if opcode == 8]
+        assert closes in ([], [len(frames) - 1]), f"a frame after the close frame, or two: {frames}"
+        if closes:
+            payload = frames[-1][1]
+            assert len(payload) != 1, payload
+            code = int.from_bytes(payload[:2], "big") if payload else 1000
+            assert 1000 <= code <= 4999 and code not in (1004, 1005, 1006, 1015), code
+            codes[code] += 1
         good.round_trip()
 
     one()
+    print(f"\n{server.mode.name}: server close codes {dict(codes)}")
