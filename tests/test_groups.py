@@ -72,12 +72,25 @@ def test_a_change_of_user_groups_in_this_process_is_seen_at_once(django_setup):
     assert queries(lambda: user_groups(session, user, max_age=60)) == ([], 1)
 
 
+def test_clearing_a_groups_members_makes_every_users_names_stale_in_this_process(django_setup):
+    from django.contrib.auth.models import Group
+
+    from ws4redis_mw.groups import user_groups
+
+    user = user_with_groups("gC")
+    session = session_read_at(["gC"], time.time())
+    assert queries(lambda: user_groups(session, user, max_age=60)) == (["gC"], 0)
+    Group.objects.get(name="gC").user_set.clear()  # m2m_changed says which group, not which users
+    assert queries(lambda: user_groups(session, user, max_age=60)) == ([], 1)
+
+
 def test_without_a_lifetime_the_sessions_names_are_trusted_until_changed(django_setup):
     from ws4redis_mw.groups import user_groups
 
     user = user_with_groups("gA")
-    session = session_read_at(["gA"], time.time() - 86400)
-    assert queries(lambda: user_groups(session, user, max_age=None)) == (["gA"], 0)
+    session = session_read_at(["gA"], time.time())
+    a_day_later = time.time() + 86400
+    assert queries(lambda: user_groups(session, user, max_age=None, now=a_day_later)) == (["gA"], 0)
 
 
 def test_user_removed_from_a_group_stops_getting_its_messages_on_a_new_socket(server, connect):
