@@ -12,13 +12,17 @@ Rules of this module:
   database: **one query**, at most once per user, process and lifetime.
   The session is never written from a handshake: a concurrent write by a
   view would be lost.
+* A change of ``User.groups`` in this process (``m2m_changed``) makes the
+  names read before it stale: for that user, or for every user when a
+  group's members are cleared (the signal does not say who they were), so
+  each of them costs one query at their next handshake.
 * So a user removed from (or added to) a group loses (or gets) the group's
   channel on the sockets they open at most ``WS4REDIS_GROUPS_LIFETIME``
-  seconds later, without a new login; at once in the process where
-  ``user.groups`` was changed (``m2m_changed`` drops its entry).  Sockets
-  already open keep the channels they were given.  ``0`` reads the groups on
-  every handshake; ``None`` trusts the session's names forever (ws4redis's
-  behaviour: changes take effect at the next login).
+  seconds later, without a new login, and at once in the process where
+  ``user.groups`` was changed.  Sockets already open keep the channels they
+  were given.  ``0`` reads the groups on every handshake; ``None`` trusts
+  the session's names until this process sees a change (ws4redis's
+  behaviour, but for that: changes take effect at the next login).
 """
 
 from __future__ import annotations
