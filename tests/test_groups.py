@@ -113,3 +113,46 @@ def test_user_removed_from_a_group_stops_getting_its_messages_on_a_new_socket(se
     assert_silent(after)
     member.publish(name, "to everyone", broadcast=True)
     assert recv(after) == "to everyone"
+
+
+def handshake_queries(cookie: str) -> tuple:
+    """The channels and the number of queries of the handshake's Django part, as the middleware runs it."""
+    from django.test import RequestFactory
+
+    from ws4redis_mw import audience
+    from ws4redis_mw.settings import process_settings
+    from ws4redis_mw.subscriber import RedisSubscriber
+
+    environ = RequestFactory().get("/ws/chat", {"subscribe-group": ""}, HTTP_COOKIE=cookie).environ
+
+    def run():
+        request = audience.django_request(environ, process_settings())
+        subscriber = RedisSubscriber(settings=process_settings())
+        subscriber.set_pubsub_channels(request, ["subscribe-group"])
+        return subscriber.subscriptions
+
+    return queries(run)
+
+
+def test_a_handshake_queries_session_and_user_only_while_the_names_are_young(django_setup):
+    from django.conf import settings
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import override_settings
+
+    from ws4redis_mw.groups import store_groups
+
+    user = user_with_groups("gQ")
+    session = SessionStore()
+    session["_auth_user_id"], session["_auth_user_backend"] = str(user.pk), "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_hash"] = user.get_session_auth_hash()
+    store_groups(session, user)
+    session.save()
+    cookie = f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
+    with override_settings(WS4REDIS_GROUPS_LIFETIME=60):
+        # The session's SELECT and the user's SELECT; none for the groups.
+        assert handshake_queries(cookie) == (["group:gQ:chat"], 2)
+        session["ws4redis:memberof_at"] = time.time() - 3600
+        session.save()
+        # At worst one more, once: the process keeps what it read.
+        assert handshake_queries(cookie) == (["group:gQ:chat"], 3)
+        assert handshake_queries(cookie) == (["group:gQ:chat"], 2)
