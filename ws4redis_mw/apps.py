@@ -39,6 +39,20 @@ def check_app_order(app_configs: Any = None, **kwargs: Any) -> List[checks.Check
     return [checks.Warning(problem, hint="Put 'ws4redis_mw' before 'django.contrib.staticfiles'.", id="ws4redis_mw.W001")]
 
 
+def check_client_publishing(app_configs: Any = None, **kwargs: Any) -> List[checks.CheckMessage]:
+    """Under ``check --deploy``: warn when any client, anonymous included, may publish."""
+    from django.conf import settings
+
+    if settings.DEBUG or getattr(settings, "WS4REDIS_ALLOWED_CHANNELS", None) is not None:
+        return []
+    return [checks.Warning(
+        "Any websocket client, anonymous ones included, may publish to a channel with a publish-* flag.",
+        hint="Set WS4REDIS_ALLOWED_CHANNELS to a function that keeps publish-* flags only for the users "
+             "and facilities that may publish (README, Security).",
+        id="ws4redis_mw.W002",
+    )]
+
+
 class Ws4RedisConfig(AppConfig):  # type: ignore[misc]  # Django has no type information here
     name = "ws4redis_mw"
     verbose_name = "Websockets for Redis"
@@ -46,3 +60,4 @@ class Ws4RedisConfig(AppConfig):  # type: ignore[misc]  # Django has no type inf
     def ready(self) -> None:
         user_logged_in.connect(store_groups_in_session, dispatch_uid="ws4redis_mw.store_groups_in_session")
         checks.register(check_app_order)
+        checks.register(check_client_publishing, checks.Tags.security, deploy=True)
