@@ -281,6 +281,7 @@ class WebSocket:
                 self._unsent -= sent
                 if self._chunk_sent >= len(self._chunk):
                     self._chunk = None
+                    self._cut = False  # the cut was for this chunk; the close frame comes next
         except OSError as exc:
             self._on_write_error(exc)
 
