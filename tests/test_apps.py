@@ -15,7 +15,7 @@ def test_deploy_check_warns_when_anonymous_clients_may_publish(django_setup):
     from ws4redis_mw.apps import check_client_publishing
 
     with override_settings(DEBUG=False, WS4REDIS_ALLOWED_CHANNELS=None):
-        assert [message.id for message in check_client_publishing()] == ["ws4redis_mw.W002"]
+        assert [message.id for message in check_client_publishing()] == ["ws4redis_mw.W003"]
     with override_settings(DEBUG=False, WS4REDIS_ALLOWED_CHANNELS="tests.project.views.allowed_channels"):
         assert check_client_publishing() == []
     with override_settings(DEBUG=True, WS4REDIS_ALLOWED_CHANNELS=None):

@@ -49,7 +49,7 @@ def check_client_publishing(app_configs: Any = None, **kwargs: Any) -> List[chec
         "Any websocket client, anonymous ones included, may publish to a channel with a publish-* flag.",
         hint="Set WS4REDIS_ALLOWED_CHANNELS to a function that keeps publish-* flags only for the users "
              "and facilities that may publish (README, Security).",
-        id="ws4redis_mw.W002",
+        id="ws4redis_mw.W003",
     )]
 
 
