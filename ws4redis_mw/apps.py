@@ -63,21 +63,33 @@ def client_script_problem(debug: bool, static_url: Optional[str], static_root: O
 
 def check_client_script(app_configs=None, **kwargs) -> list:
     from django.conf import settings
-    from django.contrib.staticfiles.storage import staticfiles_storage
-    from django.core.files.storage import FileSystemStorage
 
+    if settings.DEBUG or not settings.STATIC_URL:
+        return []  # before touching the storage, which a site without static files may not configure
     whitenoise = "whitenoise.middleware.WhiteNoiseMiddleware" in getattr(settings, "MIDDLEWARE", [])
     problem = client_script_problem(
         debug=settings.DEBUG,
         static_url=settings.STATIC_URL,
         static_root=str(settings.STATIC_ROOT) if settings.STATIC_ROOT else None,
-        local_storage=isinstance(staticfiles_storage, FileSystemStorage),
+        local_storage=_local_static_storage(),
         whitenoise_finders=whitenoise and bool(getattr(settings, "WHITENOISE_USE_FINDERS", False)),
     )
     if problem is None:
         return []
     hint = "Run './manage.py collectstatic', and serve STATIC_ROOT at STATIC_URL (WhiteNoise's middleware, or your web server)."
     return [checks.Warning(problem, hint=hint, id="ws4redis_mw.W002")]
+
+
+def _local_static_storage() -> bool:
+    """Whether static files are stored on the local disk (in ``STATIC_ROOT``)."""
+    from django.core.files.storage import FileSystemStorage
+
+    try:
+        from django.contrib.staticfiles.storage import staticfiles_storage
+
+        return isinstance(staticfiles_storage, FileSystemStorage)
+    except Exception:  # no staticfiles storage configured (InvalidStorageError, ImproperlyConfigured)
+        return True  # then {% static %} is STATIC_URL + path, served from STATIC_ROOT if anything
 
 
 def check_app_order(app_configs=None, **kwargs) -> list:
