@@ -17,8 +17,19 @@ $(VENV)/.demo: pyproject.toml
 demo: $(VENV)/.demo
 	$(PY) examples/demo.py $(HOST):$(PORT)
 
+# The set-up's output goes to SETUP_LOG, shown only when it fails (its
+# warnings, such as tools that are missing, are shown either way).
+SETUP_LOG ?= .cache/setup.log
 test:
-	bash .ci/setup $(VENV)
+	@mkdir -p $(dir $(SETUP_LOG))
+	@echo "set-up: .ci/setup $(VENV), output in $(SETUP_LOG)"
+	@start=$$(date +%s); \
+	if bash .ci/setup $(VENV) > $(SETUP_LOG) 2>&1; then \
+	  grep -E '^(warning|not installed)' $(SETUP_LOG) || true; \
+	  echo "set-up: done in $$(( $$(date +%s) - start )) s"; \
+	else \
+	  cat $(SETUP_LOG); echo "set-up failed; its output, above, is in $(SETUP_LOG)" >&2; exit 1; \
+	fi
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.demo
