@@ -72,3 +72,15 @@ def test_too_slow_is_the_close_code_of_the_code_everywhere():
                 assert codes <= {code}, (path.name, sentence)
     row = next(r for r in table(section("Refusals and close codes", (ROOT / "README.md").read_text().replace("### ", "## "))) if "too slow" in r["when"])
     assert row["after it"] == code
+
+
+def test_js_client_options_table_has_the_scripts_defaults():
+    script = (PACKAGE / "static" / "ws4redis_mw" / "ws4redis.js").read_text()
+    block = re.search(r"var DEFAULTS = \{(.*?)\};", script, re.S).group(1)
+    defaults = dict(re.findall(r"(\w+): ([^,\s]+)", block))
+    documented = {}
+    for row in table(section("Options", (ROOT / "docs" / "js-client.md").read_text())):
+        name = first_code_span(row["option"]).split("(")[0]
+        documented[name] = first_code_span(row["default"]) or "null"  # "none", "(required)"
+    assert sorted(documented) == sorted(defaults)
+    assert {name: value for name, value in documented.items() if defaults[name] != value} == {}
