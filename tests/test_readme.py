@@ -10,6 +10,11 @@ nothing else set up.  Each must serve the page, ``ws4redis.js``, and a
 websocket (the ``websockets`` client) that receives the message the
 README's publisher snippet sends from ``manage.py shell``.
 
+Then the production path the Quick start describes: ``DEBUG = False`` (in a
+settings module importing the Quick start's), where check W002 warns until
+``collectstatic``, after which our runner and gunicorn serve the collected
+script through WhiteNoise.
+
 What the test changes in what it reads, and why:
 
 * ``8000`` in a command becomes a free port (the machine is shared);
@@ -21,8 +26,10 @@ What the test changes in what it reads, and why:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -32,7 +39,7 @@ import pytest
 
 from conftest import require
 from readme import block_starting_with, first_code_span, section, table
-from servers import BIN, PYTHON, RedisServer, free_port, redis_server_binary, uwsgi_missing, wait_for_port
+from servers import BIN, RedisServer, free_port, redis_server_binary, uwsgi_missing, wait_for_port
 
 QUICK_START = section("Quick start")
 ROWS = table(section("Serving it"))
@@ -95,39 +102,85 @@ def get(url: str):
         return response.status, response.read().decode()
 
 
-@pytest.mark.parametrize("server", list(COMMANDS))
-def test_quick_start_page_script_and_websocket(server, project, redis, tmp_path):
-    from websockets.sync.client import connect
-
+@contextlib.contextmanager
+def serving(server: str, project, tmp_path, env=None):
+    """Run the README's command for ``server`` in ``project``; yield its base URL; check its output after."""
     if server == "uWSGI":
         require(uwsgi_missing() is None, str(uwsgi_missing()))
     port = free_port()
     command = COMMANDS[server].replace("8000", str(port))
-    redis.client().flushall()  # no message kept from the previous server's run
     log_path = tmp_path / "server.log"
     with open(log_path, "wb") as log:
         # Its own session, so that the whole group (runserver's reloader child,
         # gunicorn's and uWSGI's workers) is stopped by the one ID we started.
-        proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=project, env=user_env(),
+        proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=project, env={**user_env(), **(env or {})},
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_for_port(port, proc, timeout=30)
-            status, page = get(f"http://127.0.0.1:{port}/")
-            assert status == 200, page
-            script = re.search(r'<script src="([^"]+)"', page).group(1)
-            assert script.endswith("ws4redis_mw/ws4redis.js"), script
-            status, body = get(f"http://127.0.0.1:{port}{script}")
-            assert status == 200 and "WS4Redis" in body
-            uri = re.search(r'uri: "([^"]+)"', page).group(1).replace("&amp;", "&")
-            assert uri.startswith(f"ws://127.0.0.1:{port}/ws/foobar?"), uri
-            with connect(uri, open_timeout=10, close_timeout=2) as ws:
-                subprocess.run(["./manage.py", "shell", "-c", PUBLISH], cwd=project, env=user_env(), check=True, timeout=60)
-                assert ws.recv(timeout=10) == "Hello"
+            yield f"http://127.0.0.1:{port}"
         finally:
             stop_group(proc)
     output = log_path.read_text(errors="replace")
     assert "MonkeyPatchWarning" not in output, output
     assert "Traceback" not in output, output
+
+
+def script_of(page: str) -> str:
+    script = re.search(r'<script src="([^"]+)"', page).group(1)
+    assert script.endswith("ws4redis_mw/ws4redis.js"), script
+    return script
+
+
+@pytest.mark.parametrize("server", list(COMMANDS))
+def test_quick_start_page_script_and_websocket(server, project, redis, tmp_path):
+    from websockets.sync.client import connect
+
+    redis.client().flushall()  # no message kept from the previous server's run
+    with serving(server, project, tmp_path) as base:
+        status, page = get(f"{base}/")
+        assert status == 200, page
+        status, body = get(base + script_of(page))
+        assert status == 200 and "WS4Redis" in body
+        uri = re.search(r'uri: "([^"]+)"', page).group(1).replace("&amp;", "&")
+        assert uri.startswith(base.replace("http:", "ws:") + "/ws/foobar?"), uri
+        with connect(uri, open_timeout=10, close_timeout=2) as ws:
+            subprocess.run(["./manage.py", "shell", "-c", PUBLISH], cwd=project, env=user_env(), check=True, timeout=60)
+            assert ws.recv(timeout=10) == "Hello"
+
+
+#: The Quick start's project with production's DEBUG = False (and the hosts that then must be allowed).
+PRODUCTION = """from .settings import *  # noqa
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+"""
+
+
+def production(project) -> dict:
+    """Write mysite/production.py; the environment that selects it."""
+    (project / "mysite" / "production.py").write_text(PRODUCTION)
+    return {**user_env(), "DJANGO_SETTINGS_MODULE": "mysite.production"}
+
+
+def test_with_debug_off_the_check_warns_until_collectstatic(project):
+    env = production(project)
+    shutil.rmtree(project / "staticfiles", ignore_errors=True)
+    check = subprocess.run(["./manage.py", "check"], cwd=project, env=env, capture_output=True, text=True, timeout=60)
+    assert "ws4redis_mw.W002" in check.stderr + check.stdout
+    subprocess.run(["./manage.py", "collectstatic", "--noinput", "-v0"], cwd=project, env=env, check=True, timeout=60)
+    check = subprocess.run(["./manage.py", "check"], cwd=project, env=env, capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0 and "W002" not in check.stderr + check.stdout, check.stderr
+
+
+@pytest.mark.parametrize("server", ["gevent pywsgi", "gunicorn"])
+def test_with_debug_off_the_collected_script_is_served(server, project, tmp_path):
+    """The Quick start's production path: collectstatic, then WhiteNoise serves the script from STATIC_ROOT."""
+    env = production(project)
+    subprocess.run(["./manage.py", "collectstatic", "--noinput", "-v0"], cwd=project, env=env, check=True, timeout=60)
+    with serving(server, project, tmp_path, env={"DJANGO_SETTINGS_MODULE": "mysite.production"}) as base:
+        status, page = get(f"{base}/")
+        assert status == 200, page
+        status, body = get(base + script_of(page))
+        assert status == 200 and "WS4Redis" in body
 
 
 def stop_group(proc: subprocess.Popen) -> None:
