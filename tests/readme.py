@@ -39,9 +39,11 @@ def table(text: str) -> List[Dict[str, str]]:
     """The rows of the first Markdown table in ``text``, as {header: cell}."""
     lines = [line for line in text.splitlines() if line.startswith("|")]
     assert len(lines) >= 2, "no table"
-    split = lambda line: [cell.strip() for cell in line.strip().strip("|").split("|")]  # noqa: E731
+    def split(line: str) -> List[str]:
+        return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
     headers = split(lines[0])
-    return [dict(zip(headers, split(line))) for line in lines[2:]]
+    return [dict(zip(headers, split(line), strict=True)) for line in lines[2:]]
 
 
 def first_code_span(cell: str) -> str:

@@ -10,8 +10,9 @@ import os
 import subprocess
 import sys
 
-from servers import ROOT
 from ws4redis_mw.apps import client_script_problem
+
+from servers import ROOT
 
 
 def problem(**overrides):

@@ -12,9 +12,10 @@ import dataclasses
 import re
 
 from readme import first_code_span, section, table
-from servers import ROOT
 
 from ws4redis_mw.settings import Settings
+
+from servers import ROOT
 
 PACKAGE = ROOT / "ws4redis_mw"
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "examples" / "chatserver" / "README.md"]
@@ -70,7 +71,8 @@ def test_too_slow_is_the_close_code_of_the_code_everywhere():
             if "too slow" in sentence:
                 codes = set(re.findall(r"\b1\d{3}\b", sentence))
                 assert codes <= {code}, (path.name, sentence)
-    row = next(r for r in table(section("Refusals and close codes", (ROOT / "README.md").read_text().replace("### ", "## "))) if "too slow" in r["when"])
+    close_codes = section("Refusals and close codes", (ROOT / "README.md").read_text().replace("### ", "## "))
+    row = next(r for r in table(close_codes) if "too slow" in r["when"])
     assert row["after it"] == code
 
 

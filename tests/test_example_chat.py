@@ -8,10 +8,10 @@ Screenshots go to ``tests/_artifacts/``.
 from __future__ import annotations
 
 import pytest
+from test_browser import ARTIFACTS, WAIT, browser, messages, open_chat, send  # noqa: F401 (browser: a fixture)
 
 from example import copy_example, example_server
 from servers import RedisServer
-from test_browser import ARTIFACTS, WAIT, browser, messages, open_chat, send  # noqa: F401 (browser: a fixture)
 
 PHONE = {"width": 360, "height": 740}
 
@@ -86,7 +86,8 @@ def test_every_header_link_is_on_screen_on_a_phone(browse, path, user):
 def test_at_320_px_too(browse):
     page = browse("mary", viewport={"width": 320, "height": 640}).new_page()
     page.goto("/user/")
-    assert outside_viewport(page, "header a, header button, form.send input:not([type=hidden]), form.send select, form.send button", 320) == []
+    visible = "header a, header button, form.send input:not([type=hidden]), form.send select, form.send button"
+    assert outside_viewport(page, visible, 320) == []
     assert page.evaluate("document.documentElement.scrollWidth") <= 320
 
 

@@ -36,9 +36,9 @@ import time
 import urllib.request
 
 import pytest
+from readme import block_starting_with, first_code_span, section, table
 
 from conftest import require
-from readme import block_starting_with, first_code_span, section, table
 from servers import BIN, RedisServer, free_port, redis_server_binary, uwsgi_missing, wait_for_port
 
 QUICK_START = section("Quick start")

@@ -18,16 +18,16 @@ disk (S3 and the like) is not checked.
 from __future__ import annotations
 
 import os
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from django.apps import AppConfig, apps
-from django.core import checks
 from django.contrib.auth.signals import user_logged_in
+from django.core import checks
 
 from .redis_store import GROUPS_SESSION_KEY
 
 
-def store_groups_in_session(sender, user, request, **kwargs) -> None:
+def store_groups_in_session(sender: Any, user: Any, request: Any, **kwargs: Any) -> None:
     if request is not None and hasattr(request, "session"):
         request.session[GROUPS_SESSION_KEY] = [group.name for group in user.groups.all()]
 
@@ -61,7 +61,7 @@ def client_script_problem(debug: bool, static_url: Optional[str], static_root: O
     return None
 
 
-def check_client_script(app_configs=None, **kwargs) -> list:
+def check_client_script(app_configs: Any = None, **kwargs: Any) -> List[checks.CheckMessage]:
     from django.conf import settings
 
     if settings.DEBUG or not settings.STATIC_URL:
@@ -92,14 +92,14 @@ def _local_static_storage() -> bool:
         return True  # then {% static %} is STATIC_URL + path, served from STATIC_ROOT if anything
 
 
-def check_app_order(app_configs=None, **kwargs) -> list:
+def check_app_order(app_configs: Any = None, **kwargs: Any) -> List[checks.CheckMessage]:
     problem = runserver_order_problem([config.name for config in apps.get_app_configs()])
     if problem is None:
         return []
     return [checks.Warning(problem, hint="Put 'ws4redis_mw' before 'django.contrib.staticfiles'.", id="ws4redis_mw.W001")]
 
 
-class Ws4RedisConfig(AppConfig):
+class Ws4RedisConfig(AppConfig):  # type: ignore[misc]  # Django has no type information here
     name = "ws4redis_mw"
     verbose_name = "Websockets for Redis"
 

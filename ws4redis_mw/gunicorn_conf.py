@@ -19,7 +19,8 @@ them here made gevent print a ``MonkeyPatchWarning`` at every worker start.
 from __future__ import annotations
 
 import signal
-from typing import Any
+from types import FrameType
+from typing import Any, Callable, Optional
 
 __all__ = ["post_worker_init"]
 
@@ -30,12 +31,12 @@ def post_worker_init(worker: Any) -> None:
         signal.signal(signum, _closing_first(getattr(worker, name)))
 
 
-def _closing_first(handler):
+def _closing_first(handler: Callable[[int, Optional[FrameType]], Any]) -> Callable[[int, Optional[FrameType]], None]:
     import gevent
 
     from .hub import close_all_websockets
 
-    def handle(signum, frame):
+    def handle(signum: int, frame: Optional[FrameType]) -> None:
         # Run in the gevent loop, not inside the signal handler.
         gevent.get_hub().loop.run_callback(close_all_websockets, 1001, "server shutting down")
         handler(signum, frame)
