@@ -22,8 +22,9 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "examp
 
 
 def settings_read_by_the_code() -> dict:
-    """{setting name: Settings field or None}: settings.py's get("NAME", "field") calls, and getattr(django_settings, "NAME")."""
-    names = dict(re.findall(r'get\("([A-Z][A-Z0-9_]+)", "([a-z_]+)"\)', (PACKAGE / "settings.py").read_text()))
+    """{setting name: Settings field or None}: settings.py's calls like get("NAME", "field"), and getattr(django_settings, "NAME")."""
+    pattern = r'\w+\("((?:WS4REDIS|WEBSOCKET)_[A-Z0-9_]+)", "([a-z_]+)"\)'
+    names = dict(re.findall(pattern, (PACKAGE / "settings.py").read_text()))
     for path in PACKAGE.rglob("*.py"):
         for name in re.findall(r'getattr\(django_settings, "((?:WS4REDIS|WEBSOCKET)_[A-Z0-9_]+)"', path.read_text()):
             names.setdefault(name, None)
@@ -63,7 +64,9 @@ def test_readme_defaults_are_the_codes():
 
 def test_too_slow_is_the_close_code_of_the_code_everywhere():
     """bridge.py closes a too slow client with 1013; no doc may give it another code (docs/js-client.md said 1008)."""
-    code = re.search(r'close\((\d{4}), "client too slow', (PACKAGE / "bridge.py").read_text()).group(1)
+    code = re.search(r'close\(([\w.]+), f?"client too slow', (PACKAGE / "bridge.py").read_text()).group(1)
+    if not code.isdigit():  # an enum member, CloseCode.TRY_AGAIN_LATER
+        code = re.search(rf"\b{code.split('.')[-1]} = (\d{{4}})", (PACKAGE / "frames.py").read_text()).group(1)
     for path in DOCS:
         text = re.sub(r"\s+", " ", path.read_text())
         # A sentence, or a table row, that mentions a too slow client and a close code.
