@@ -1,7 +1,7 @@
 """A small production runner: gevent's pywsgi serving a WSGI application.
 
-    python -m ws4redis_mw.serve wsgi:application --bind 127.0.0.1:8000
-    python -m ws4redis_mw.serve wsgi:application --bind unix:/run/site.sock
+    python -m ws4redis_mw.serve mysite.wsgi:application --bind 127.0.0.1:8000
+    python -m ws4redis_mw.serve mysite.wsgi:application --bind unix:/run/site.sock
 
 It monkey-patches the standard library first (so database drivers written in
 Python cooperate with gevent), serves with pywsgi's plain handler (the

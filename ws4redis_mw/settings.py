@@ -109,7 +109,7 @@ _OPTIONAL_FLOAT = "optional float"
 _OPTIONAL_INT = "optional int"
 
 #: field -> (Django setting, conversion); the ws4redis names where ws4redis had the setting.
-_SOURCES: Dict[str, Tuple[str, Any]] = {
+SOURCES: Dict[str, Tuple[str, Any]] = {
     "websocket_url": ("WEBSOCKET_URL", str),
     "connection": ("WS4REDIS_CONNECTION", None),
     "expire": ("WS4REDIS_EXPIRE", lambda value: int(value or 0)),
@@ -157,7 +157,7 @@ def load() -> Settings:
                             "(bytes the kernel has not taken yet, default 1 MiB): rename it and give it in bytes")
     values: Dict[str, Any] = {}
     for field in dataclasses.fields(Settings):
-        name, conversion = _SOURCES[field.name]
+        name, conversion = SOURCES[field.name]
         if hasattr(django_settings, name):
             try:
                 values[field.name] = _convert(conversion, getattr(django_settings, name))
