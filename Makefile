@@ -23,7 +23,7 @@ demo: $(VENV)/.demo
 # ws4redis_mw, servers started as subprocesses included (.coveragerc).
 SETUP_LOG ?= .cache/setup.log
 test:
-	@mkdir -p $(dir $(SETUP_LOG))
+	@mkdir -p $(dir $(SETUP_LOG)) .cache/coverage
 	@echo "set-up: .ci/setup $(VENV), output in $(SETUP_LOG)"
 	@start=$$(date +%s); \
 	if bash .ci/setup $(VENV) > $(SETUP_LOG) 2>&1; then \
