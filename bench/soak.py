@@ -87,7 +87,7 @@ async def wave(server: Server, redis: RedisServer, sockets: int, messages: int) 
             pass
         return got
 
-    listening = [asyncio.ensure_future(listen(ws, count)) for ws, count in zip(opened, expected)]
+    listening = [asyncio.ensure_future(listen(ws, count)) for ws, count in zip(opened, expected, strict=True)]
     client = redis.client()
     for n in range(messages):
         for facility in FACILITIES:
@@ -97,7 +97,7 @@ async def wave(server: Server, redis: RedisServer, sockets: int, messages: int) 
         await opened[i].send("from a client")
         await opened[i].send("from a client")
     counts = await asyncio.gather(*listening)
-    lost = sum(count - got for count, got in zip(expected, counts))
+    lost = sum(count - got for count, got in zip(expected, counts, strict=True))
     for i, ws in enumerate(opened):
         if i % 2:
             reset(ws)
