@@ -200,3 +200,33 @@ def test_lost_connection_is_closed_abnormally():
     b.connection_lost()
     assert (b.state, b.closed_by, b.close_code) == (State.CLOSED, Side.CLIENT, CloseCode.ABNORMAL)
     assert redis(b, b"late") == [] and b.tick(100.0) == []
+
+
+def test_frames_faster_than_the_rate_close_with_1008_and_the_rest_is_dropped():
+    b = bridge(dataclasses.replace(SETTINGS, max_frame_rate=10.0))
+    actions = b.receive_data(client_frame(Opcode.PONG, b"") * 50, 1.0)
+    assert [a.code for a in actions if isinstance(a, StartClose)] == [CloseCode.POLICY_VIOLATION]
+    assert b.receive_data(client_frame(Opcode.CLOSE, struct.pack("!H", 1000)), 2.0) == []  # no longer parsed
+
+
+def test_frame_rate_refills_over_time():
+    b = bridge(dataclasses.replace(SETTINGS, max_frame_rate=10.0))
+    assert b.receive_data(client_frame(Opcode.PONG, b"") * 10, 1.0) == []
+    assert b.receive_data(client_frame(Opcode.PONG, b"") * 10, 2.0) == []
+    assert b.state is State.OPEN
+
+
+def test_publishing_past_the_burst_closes_with_1008():
+    b = bridge(dataclasses.replace(SETTINGS, max_publish_rate=1.0, publish_burst=3))
+    actions = b.receive_data(text(b"a") * 4, 1.0)
+    assert [type(a).__name__ for a in actions] == ["Publish", "Publish", "Publish", "StartClose"]
+    assert actions[-1].code == CloseCode.POLICY_VIOLATION
+
+
+def test_pongs_for_a_client_that_does_not_read_count_against_the_backlog():
+    (action,) = [a for a in bridge().receive_data(client_frame(Opcode.PING, b"p"), 1.0, unsent=999) if isinstance(a, StartClose)]
+    assert action.code == CloseCode.TRY_AGAIN_LATER
+
+
+def test_expire_given_to_the_bridge_applies_to_its_publishes():
+    assert bridge(expire=0).receive_data(text(b"hi"), 1.0) == [Publish((CHANNEL,), b"hi", 0)]

@@ -200,3 +200,38 @@ def test_dead_connection_is_detected_by_missed_heartbeats(browse, site):
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
     expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=40_000)
+
+
+def test_page_from_another_port_cannot_open_a_socket_with_the_users_cookie(browse, site, redis_server):
+    """Cookies are not per port: a page on 127.0.0.1:<other> sends john's session cookie along. Its Origin gives it away."""
+    import http.server
+    import threading
+
+    from servers import free_port
+
+    page = (f'<script>window.result = {{opened: false, messages: [], closed: null}};'
+            f'const ws = new WebSocket("ws://127.0.0.1:{site.port}/ws/chat?subscribe-user");'
+            'ws.onopen = () => result.opened = true; ws.onmessage = e => result.messages.push(e.data);'
+            'ws.onclose = e => result.closed = e.code;</script>').encode()
+
+    class Attacker(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    attacker = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Attacker)
+    threading.Thread(target=attacker.serve_forever, daemon=True).start()
+    try:
+        tab = browse("john").new_page()
+        tab.goto(f"http://127.0.0.1:{attacker.server_address[1]}/")
+        tab.wait_for_function("window.result && window.result.closed !== null", timeout=WAIT)
+        redis_server.client().publish("user:john:chat", "secret for john")
+        result = tab.evaluate("window.result")
+        assert result["opened"] is False and result["messages"] == [], result
+    finally:
+        attacker.shutdown()

@@ -6,7 +6,7 @@ import struct
 import pytest
 
 from ws4redis_mw import frames
-from ws4redis_mw.frames import Close, FrameParser, Message, Ping, Pong, ProtocolError
+from ws4redis_mw.frames import OP_CONT, OP_PING, OP_TEXT, Close, FrameParser, Message, Ping, Pong, ProtocolError
 
 from helpers import client_frame
 
@@ -128,3 +128,17 @@ def test_encode_close_1005_has_no_payload():
 def test_long_frames_use_extended_lengths():
     assert frames.encode_frame(frames.OP_BINARY, b"a" * 200)[:4] == b"\x82\x7e\x00\xc8"
     assert frames.encode_frame(frames.OP_BINARY, b"a" * 70000)[:2] == b"\x82\x7f"
+
+
+def test_message_of_too_many_frames_is_refused_with_1009():
+    parser = FrameParser(64 * 1024, max_frames_per_message=3)
+    parser.feed(client_frame(OP_TEXT, b"", fin=False) + client_frame(OP_CONT, b"", fin=False) * 2 + client_frame(OP_CONT, b""))
+    with pytest.raises(ProtocolError) as info:
+        list(parser.events())
+    assert info.value.code == 1009
+
+
+def test_frames_are_counted_control_frames_included():
+    parser = FrameParser()
+    parser.feed(client_frame(OP_TEXT, b"a", fin=False) + client_frame(OP_PING, b"") + client_frame(OP_CONT, b"b"))
+    assert [type(e).__name__ for e in parser.events()] == ["Ping", "Message"] and parser.frame_count == 3

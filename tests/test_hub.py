@@ -267,3 +267,22 @@ def test_peer_that_never_reads_or_answers_is_pinged_closed_and_reaped(mode_name,
         assert stats(server)["hubs"][0]["listeners"] == 0
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("mode_name", ["pywsgi", "gunicorn-geventwebsocket", "uwsgi"])
+def test_each_open_socket_takes_one_descriptor_in_the_worker(mode_name, own_redis, django_setup, workdir):
+    server = start(mode_name, own_redis, workdir, WS4REDIS_TEST_HEARTBEAT="")
+    try:
+        worker = psutil.Process(server.pids()[-1])
+
+        async def scenario():
+            before = worker.num_fds()
+            sockets = await open_many(f"{server.ws}/ws/fds?subscribe-broadcast", 90)  # uWSGI mode: --gevent 100
+            after = worker.num_fds()
+            await asyncio.gather(*(ws.close() for ws in sockets))
+            return before, after
+
+        before, after = asyncio.run(scenario())
+        assert (after - before) / 90 <= 1.05, (before, after)
+    finally:
+        server.stop()

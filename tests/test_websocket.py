@@ -167,3 +167,14 @@ def test_end_of_stream_detaches_the_socket(hub, settings):
     client = Client(hub, settings, [channel()])
     client.sock.close()
     assert client.ended() and hub.listener_count == 0
+
+
+def test_client_that_pings_and_never_reads_is_closed_with_1013(hub, settings):
+    client = Client(hub, dataclasses.replace(settings, max_backlog=20_000, close_timeout=10), [channel()], small_buffers=True)
+    pings = client_frame(Opcode.PING, b"x" * 100) * 100
+    sender = gevent.spawn(lambda: [client.send(pings) for _ in range(50)])
+    sender.join(10)
+    assert sender.successful()
+    frames = read_frames_until_close(client.sock, timeout=10)
+    assert {opcode for opcode, _ in frames[:-1]} == {Opcode.PONG}
+    assert struct.unpack("!H", frames[-1][1][:2])[0] == CloseCode.TRY_AGAIN_LATER

@@ -11,14 +11,14 @@ filters the requested flags.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any, List
+from typing import TYPE_CHECKING, Any, List, Optional
 
 from .settings import Settings, import_string_or_callable
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-__all__ = ["django_request", "process_request", "allowed_flags"]
+__all__ = ["django_request", "process_request", "username", "allowed_flags"]
 
 
 def process_request(request: Any) -> None:
@@ -50,6 +50,14 @@ def django_request(environ: WSGIEnvironment, settings: Settings) -> Any:
     hook = import_string_or_callable(settings.process_request) or process_request
     hook(request)
     return request
+
+
+def username(request: Any) -> Optional[str]:
+    """The authenticated user's name, or ``None`` for an anonymous socket."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return None
+    return str(user.get_username())
 
 
 def allowed_flags(request: Any, flags: List[str], settings: Settings) -> List[str]:

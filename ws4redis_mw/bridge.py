@@ -37,7 +37,14 @@ Its rules, in one place:
   arrives within ``ping_timeout`` seconds, the peer is taken for gone and the
   socket is closed with 1011.  ``None`` turns pings off.
 * **Publishing.**  A client message is published only if the socket asked
-  for a ``publish-*`` flag; otherwise it is dropped (as ws4redis does).
+  for a ``publish-*`` flag; otherwise it is dropped (as ws4redis does).  It
+  is kept for ``expire`` seconds (the middleware gives anonymous sockets
+  ``anonymous_expire``, 0 by default).
+* **Rates.**  Frames read (``max_frame_rate`` per second) and messages
+  published (``max_publish_rate`` per second after a burst of
+  ``publish_burst``) are token buckets; going over closes with 1008.  Pongs
+  and heartbeat answers count against the backlog like everything written,
+  so a client that pings and never reads is closed with 1013.
 * **Echo.**  Without ``echo``, a message this socket published does not come
   back to it: each publish to a channel the socket also subscribes to is
   remembered, and the first Redis message on that channel with the same
@@ -122,11 +129,13 @@ class Bridge:
 
     __slots__ = (
         "subscriptions", "publishers", "echo", "state", "closed_by", "close_code",
-        "settings", "_parser", "_heartbeat", "_heartbeat_frame", "_echoed_channels", "_own",
+        "settings", "expire", "_parser", "_heartbeat", "_heartbeat_frame", "_echoed_channels", "_own",
         "_discarding", "_last_received", "_last_heartbeat", "_ping_sent_at", "_close_deadline",
+        "_frame_bucket", "_publish_bucket", "_answered",
     )
 
-    def __init__(self, settings: Settings, *, subscriptions: Sequence[str] = (), publishers: Sequence[str] = (), echo: bool = False):
+    def __init__(self, settings: Settings, *, subscriptions: Sequence[str] = (), publishers: Sequence[str] = (),
+                 echo: bool = False, expire: Optional[int] = None):
         self.subscriptions = list(subscriptions)
         self.publishers = tuple(publishers)
         self.echo = echo
@@ -134,7 +143,13 @@ class Bridge:
         self.closed_by: Optional[Side] = None
         self.close_code: Optional[int] = None
         self.settings = settings
-        self._parser = frames.FrameParser(settings.max_message_size)
+        self.expire = settings.expire if expire is None else expire
+        self._parser = frames.FrameParser(settings.max_message_size, settings.max_frames_per_message)
+        rate = settings.max_frame_rate
+        self._frame_bucket = None if rate is None else TokenBucket(rate, rate)
+        rate = settings.max_publish_rate
+        self._publish_bucket = None if rate is None else TokenBucket(rate, settings.publish_burst)
+        self._answered = 0  # bytes of pongs and heartbeats answered in this receive_data() call
         heartbeat = settings.heartbeat
         self._heartbeat = heartbeat.encode("utf-8") if heartbeat else None
         self._heartbeat_frame = frames.encode_message(heartbeat) if heartbeat else None
@@ -153,22 +168,33 @@ class Bridge:
         self._last_received = self._last_heartbeat = now
         return [Send(frames.encode_message(message)) for message in kept_messages if message]
 
-    def receive_data(self, data: bytes, now: float) -> List[Action]:
-        """Bytes from the client; any byte at all proves the peer alive."""
+    def receive_data(self, data: bytes, now: float, unsent: int = 0) -> List[Action]:
+        """Bytes from the client; any byte at all proves the peer alive.
+
+        ``unsent`` is what is queued and not yet taken by the kernel, as for
+        :meth:`redis_message`.
+        """
         self._last_received = now
         self._ping_sent_at = None
         if self._discarding or self.state is State.CLOSED:
             return _NOTHING
-        self._parser.feed(data)
+        parser = self._parser
+        parser.feed(data)
         actions: List[Action] = []
+        counted = parser.frame_count
+        self._answered = unsent
         try:
-            for event in self._parser.events():
-                actions += self._on_event(event)
-                if self.state is State.CLOSED:  # type: ignore[comparison-overlap]  # _on_event may close; mypy keeps the narrowing
+            for event in parser.events():
+                if self._frame_bucket is not None and self.state is State.OPEN:
+                    if not self._frame_bucket.take(parser.frame_count - counted, now):
+                        actions += self._fail(CloseCode.POLICY_VIOLATION, "too many frames per second")
+                        break
+                    counted = parser.frame_count
+                actions += self._on_event(event, now)
+                if self._discarding or self.state is State.CLOSED:  # type: ignore[comparison-overlap]  # _on_event may close
                     break
         except frames.ProtocolError as error:
-            self._discarding = True  # nothing more can be parsed after a framing error
-            actions += self.close(error.code, error.reason)
+            actions += self._fail(error.code, error.reason)
         return actions
 
     def redis_message(self, channel: str, payload: bytes, frame: bytes, unsent: int = 0) -> List[Action]:
@@ -214,6 +240,15 @@ class Bridge:
         self.close_code = code
         return [StartClose(frames.encode_close(code, reason), code, reason)]
 
+    def _fail(self, code: CloseCode, reason: str) -> List[Action]:
+        """Close because of what the client sent: from now on its bytes are dropped unread.
+
+        Parsing on (to find the client's close frame) would let a flood keep
+        the worker busy; the close timeout or end of stream ends it instead.
+        """
+        self._discarding = True
+        return self.close(code, reason)
+
     def connection_lost(self) -> None:
         """The client's end is gone (end of stream or a socket error)."""
         if self.state is State.OPEN:
@@ -223,13 +258,13 @@ class Bridge:
 
     # -- rules ---------------------------------------------------------------
 
-    def _on_event(self, event: frames.Event) -> List[Action]:
+    def _on_event(self, event: frames.Event, now: float) -> List[Action]:
         if isinstance(event, frames.Message):
-            return self._on_message(event) if self.state is State.OPEN else _NOTHING
+            return self._on_message(event, now) if self.state is State.OPEN else _NOTHING
         if isinstance(event, frames.Ping):
             if self.state is not State.OPEN:
                 return _NOTHING
-            return [Send(frames.encode_frame(Opcode.PONG, event.payload))]
+            return self._answer(frames.encode_frame(Opcode.PONG, event.payload))
         if isinstance(event, frames.Close):
             if self.state is State.CLOSING:  # the answer to our own close frame
                 self.state = State.CLOSED
@@ -240,17 +275,27 @@ class Bridge:
             return [Send(frames.encode_close(event.code)), End("closed by the client")]
         return _NOTHING  # a pong: receive_data() already counted it as a sign of life
 
-    def _on_message(self, message: frames.Message) -> List[Action]:
+    def _answer(self, frame: bytes) -> List[Action]:
+        """A pong or heartbeat answer, unless the client does not read what it asks for."""
+        limit = self.settings.max_backlog
+        if limit is not None and self._answered and self._answered + len(frame) > limit:
+            return self._fail(CloseCode.TRY_AGAIN_LATER, f"client too slow: more than {limit} bytes pending")
+        self._answered += len(frame)
+        return [Send(frame)]
+
+    def _on_message(self, message: frames.Message, now: float) -> List[Action]:
         if self._heartbeat is not None and message.data == self._heartbeat:
             assert self._heartbeat_frame is not None
-            return [Send(self._heartbeat_frame)]
+            return self._answer(self._heartbeat_frame)
         if not self.publishers:
             return _NOTHING
+        if self._publish_bucket is not None and not self._publish_bucket.take(1, now):
+            return self._fail(CloseCode.POLICY_VIOLATION, "publishing too fast")
         if self._echoed_channels:
             self._own.append((message.data, message.text))
             if len(self._own) > ECHO_MEMORY:
                 del self._own[0]
-        return [Publish(self.publishers, message.data, self.settings.expire)]
+        return [Publish(self.publishers, message.data, self.expire)]
 
     def _own_echo(self, payload: bytes, frame: bytes) -> Optional[bytes]:
         """The frame to send for a message that may be our own: ``None`` to swallow it."""
@@ -279,3 +324,25 @@ class Bridge:
 
 
 _PING = frames.encode_frame(Opcode.PING, b"ws4redis")
+
+
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` saved up; starts full."""
+
+    __slots__ = ("rate", "burst", "_tokens", "_last")
+
+    def __init__(self, rate: float, burst: float):
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._last: Optional[float] = None
+
+    def take(self, count: int, now: float) -> bool:
+        """Take ``count`` tokens; ``False`` (and none taken) if there are not enough."""
+        if self._last is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if count > self._tokens:
+            return False
+        self._tokens -= count
+        return True

@@ -10,7 +10,8 @@ the close code to answer with:
 * 1007 for a text message (or close reason) that is not valid UTF-8, found as
   soon as the invalid byte arrives, not at the end of the message;
 * 1009 for a message larger than ``max_message_size``, found from the frame
-  header, before any of its payload is buffered.
+  header, before any of its payload is buffered, or made of more than
+  ``max_frames_per_message`` frames.
 
 :func:`encode_frame` and :func:`encode_close` build the (unmasked) frames a
 server sends.  Every transport (gevent pywsgi, gevent-websocket, uWSGI) uses
@@ -122,11 +123,15 @@ class FrameParser:
     """Turns the client's bytes into events; see the module docstring for the errors.
 
     ``max_message_size`` is in bytes, for a whole (reassembled) message;
-    ``None`` means no limit.
+    ``max_frames_per_message`` counts its frames (so that empty fragments
+    are not free); ``None`` means no limit.  :attr:`frame_count` counts every
+    frame parsed, control frames included (for rate limits).
     """
 
-    def __init__(self, max_message_size: Optional[int] = 64 * 1024):
+    def __init__(self, max_message_size: Optional[int] = 64 * 1024, max_frames_per_message: Optional[int] = None):
         self.max_message_size = max_message_size
+        self.max_frames_per_message = max_frames_per_message
+        self.frame_count = 0
         self._buffer = bytearray()
         self._fragments: List[bytes] = []
         self._fragment_opcode: Optional[int] = None
@@ -182,6 +187,7 @@ class FrameParser:
             return None
         payload = _unmask(bytes(buf[offset + 4:end]), bytes(buf[offset:offset + 4]))
         del buf[:end]
+        self.frame_count += 1
         if opcode == OP_PING:
             return Ping(payload)
         if opcode == OP_PONG:
@@ -197,6 +203,8 @@ class FrameParser:
             raise ProtocolError(CloseCode.PROTOCOL_ERROR, "new message before the fragmented one ended")
         if self.max_message_size is not None and self._fragment_size + length > self.max_message_size:
             raise ProtocolError(CloseCode.MESSAGE_TOO_BIG, f"message larger than {self.max_message_size} bytes")
+        if self.max_frames_per_message is not None and len(self._fragments) >= self.max_frames_per_message:
+            raise ProtocolError(CloseCode.MESSAGE_TOO_BIG, f"message of more than {self.max_frames_per_message} frames")
 
     def _data_frame(self, opcode: int, fin: bool, payload: bytes) -> Union[Message, _Continue]:
         if opcode != OP_CONT:

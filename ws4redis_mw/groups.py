@@ -54,9 +54,9 @@ _all_changed_at = 0.0
 
 def lifetime() -> Optional[float]:
     """``WS4REDIS_GROUPS_LIFETIME`` in seconds (``None``: forever), from Django's settings."""
-    from django.conf import settings
+    from django.conf import settings as django_settings
 
-    value = getattr(settings, "WS4REDIS_GROUPS_LIFETIME", DEFAULT_LIFETIME)
+    value = getattr(django_settings, "WS4REDIS_GROUPS_LIFETIME", DEFAULT_LIFETIME)
     return None if value is None else float(value)
 
 

@@ -1,6 +1,6 @@
 """gunicorn hooks: close websockets with 1001 when a worker is told to stop.
 
-    gunicorn -c python:ws4redis_mw.gunicorn_conf -k gevent_pywsgi wsgi:application
+    gunicorn -c python:ws4redis_mw.gunicorn_conf -k gevent_pywsgi --no-control-socket mysite.wsgi:application
 
 Without them a stopping gevent worker keeps its websockets open until
 ``--graceful-timeout`` runs out and then drops them (clients see 1006).  With
@@ -8,6 +8,12 @@ them, SIGTERM, SIGINT and SIGQUIT first send every local socket a close frame
 with 1001 (going away), so clients reconnect at once, to another worker or to
 the restarted one.  To combine with a config file of your own, import
 ``post_worker_init`` from here into it.
+
+gunicorn imports this module in the master, before a gevent worker
+monkey-patches the standard library: so it imports nothing at module level
+but the standard library's ``signal`` (gevent, redis-py and our hub, which
+import ``ssl``, are imported in the hook, in the patched worker).  Importing
+them here made gevent print a ``MonkeyPatchWarning`` at every worker start.
 """
 
 from __future__ import annotations
@@ -15,10 +21,6 @@ from __future__ import annotations
 import signal
 from types import FrameType
 from typing import Any, Callable, Optional
-
-import gevent
-
-from .shutdown import close_all_websockets
 
 __all__ = ["post_worker_init"]
 
@@ -30,6 +32,10 @@ def post_worker_init(worker: Any) -> None:
 
 
 def _closing_first(handler: Callable[[int, Optional[FrameType]], Any]) -> Callable[[int, Optional[FrameType]], None]:
+    import gevent
+
+    from .shutdown import close_all_websockets
+
     def handle(signum: int, frame: Optional[FrameType]) -> None:
         # Run in the gevent loop, not inside the signal handler.
         gevent.get_hub().loop.run_callback(gevent.spawn, close_all_websockets)

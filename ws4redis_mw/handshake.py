@@ -8,8 +8,10 @@ where the server had already upgraded the connection (gevent-websocket).
 Statuses: 426 for a plain HTTP request to the websocket prefix or an
 unsupported ``Sec-WebSocket-Version``; 405 for a method other than GET; 400
 for a malformed handshake or facility name; 403 for a forbidden origin or
-channel; 503 while Redis is unavailable; 501 for a server that cannot hand
-the connection over.
+channel, or no channel at all; 429 for too many sockets from one address or
+user; 503 while Redis is unavailable; 501 for a server that cannot hand the
+connection over.  Refusal bodies are plain text of ours, never an echo of
+what the client sent, with ``X-Content-Type-Options: nosniff``.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ import hashlib
 import logging
 from http import HTTPStatus
 from typing import List, Optional, Tuple
-from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Request, Response
 
 from .channels import InvalidFacility, validate_facility
 from .frames import CloseCode
+from .origins import OriginPolicy, parse_host
 
 __all__ = ["Handshake", "Refusal", "is_websocket_request", "parse", "accept_headers"]
 
@@ -41,17 +43,23 @@ _CLOSE_CODES = {
     HTTPStatus.NOT_FOUND: CloseCode.POLICY_VIOLATION,
     HTTPStatus.UPGRADE_REQUIRED: CloseCode.PROTOCOL_ERROR,
     HTTPStatus.SERVICE_UNAVAILABLE: CloseCode.TRY_AGAIN_LATER,
+    HTTPStatus.TOO_MANY_REQUESTS: CloseCode.TRY_AGAIN_LATER,
 }
 
 
 class Refusal(Exception):
-    """The handshake is refused: answer ``status`` with ``reason`` as the body."""
+    """The handshake is refused: answer ``status`` with ``reason`` as the body.
 
-    def __init__(self, status: HTTPStatus, reason: str, headers: Optional[List[Tuple[str, str]]] = None):
+    ``reason`` is ours and never holds what the client sent; ``logged`` adds
+    such details (already escaped) to the log line only.
+    """
+
+    def __init__(self, status: HTTPStatus, reason: str, headers: Optional[List[Tuple[str, str]]] = None, logged: str = ""):
         super().__init__(f"{int(status)} {reason}")
         self.status = status
         self.reason = reason
         self.headers = headers or []
+        self.logged = logged
 
     @property
     def close_code(self) -> CloseCode:
@@ -59,8 +67,9 @@ class Refusal(Exception):
 
     def response(self) -> Response:
         headers = list(self.headers)
-        if self.status == HTTPStatus.SERVICE_UNAVAILABLE:
+        if self.status in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.TOO_MANY_REQUESTS):
             headers.append(("Retry-After", "5"))
+        headers.append(("X-Content-Type-Options", "nosniff"))
         return Response(self.reason + "\n", status=int(self.status), headers=headers, mimetype="text/plain")
 
 
@@ -110,22 +119,19 @@ def _check_http(request: Request) -> None:
         raise Refusal(HTTPStatus.BAD_REQUEST, "missing or malformed Sec-WebSocket-Key") from None
 
 
-def check_origin(request: Request, allowed_origins: Optional[List[str]]) -> None:
-    """Refuse (403) a browser's cross-site request; see ``WS4REDIS_ALLOWED_ORIGINS``."""
-    origin = request.headers.get("Origin")
-    if origin is None or (allowed_origins is not None and ("*" in allowed_origins or origin in allowed_origins)):
-        return
-    if allowed_origins is None:
-        from django.conf import settings
-        from django.http.request import split_domain_port, validate_host
+def check_origin(request: Request, policy: OriginPolicy, proxy_ssl_header: Optional[Tuple[str, str]] = None) -> None:
+    """Refuse (403) a page of another origin; see :mod:`ws4redis_mw.origins`.
 
-        host, _port = split_domain_port(urlsplit(origin).netloc)
-        allowed_hosts = settings.ALLOWED_HOSTS
-        if settings.DEBUG and not allowed_hosts:
-            allowed_hosts = [".localhost", "127.0.0.1", "[::1]"]
-        if host and validate_host(host, allowed_hosts):
-            return
-    raise Refusal(HTTPStatus.FORBIDDEN, f"origin {origin} is not allowed")
+    The request is secure if its scheme is https, or if Django's
+    ``SECURE_PROXY_SSL_HEADER`` (an environ key and its value) says so.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    secure = request.scheme in ("https", "wss") or (
+        proxy_ssl_header is not None and request.environ.get(proxy_ssl_header[0]) == proxy_ssl_header[1])
+    if not policy.allows(origin, parse_host(request.host, secure)):
+        raise Refusal(HTTPStatus.FORBIDDEN, "this page's origin may not open websockets here", logged=f"origin {origin!r}")
 
 
 def accept_headers(key: str) -> List[Tuple[str, str]]:

@@ -28,7 +28,9 @@ from . import audience, frames, handshake, transports
 from .bridge import Bridge
 from .handshake import Refusal
 from .hub import RedisUnavailable, get_hub
-from .settings import Settings, process_settings
+from .limits import SocketCounts
+from .origins import OriginPolicy
+from .settings import Settings, SettingsError, import_string_or_callable, process_settings
 from .subscriber import RedisSubscriber, subscriber_class
 from .websocket import WebSocket
 
@@ -70,6 +72,11 @@ class WebSocketMiddleware:
     def _prepare(self) -> None:
         settings = self._settings or process_settings()
         self._subscriber = subscriber_class(settings.subscriber)
+        try:
+            self._origins = OriginPolicy(_origin_rules(settings.allowed_origins), settings.csrf_trusted_origins)
+        except ValueError as exc:
+            raise SettingsError(f"WS4REDIS_ALLOWED_ORIGINS or CSRF_TRUSTED_ORIGINS: {exc}") from None
+        self._counts = SocketCounts(settings.max_sockets_per_ip, settings.max_sockets_per_user)
         self._settings = settings
 
     def __call__(self, environ: "WSGIEnvironment", start_response: "StartResponse") -> Iterable[bytes]:
@@ -85,7 +92,7 @@ class WebSocketMiddleware:
         try:
             shake = handshake.parse(request, settings.websocket_url, upgraded=upgraded)
             transports.check_supported(environ)
-            handshake.check_origin(request, settings.allowed_origins)
+            handshake.check_origin(request, self._origins, settings.secure_proxy_ssl_header)
             socket, kept = self._open(environ, shake, settings, name)
         except transports.NotSupported as exc:
             return self._refuse(Refusal(HTTPStatus.NOT_IMPLEMENTED, str(exc)), environ, start_response, upgraded, name)
@@ -129,24 +136,36 @@ class WebSocketMiddleware:
         subscriber = subscriber_cls(settings=settings)
         subscriber.set_pubsub_channels(request, [f for f in asked if f in allowed])
         subscriptions, publishers = subscriber.subscriptions, subscriber.publishers
-        if asked and not subscriptions and not publishers:
-            raise Refusal(HTTPStatus.FORBIDDEN, f"none of the requested channels is allowed: {', '.join(asked)}")
+        if not subscriptions and not publishers:
+            raise Refusal(HTTPStatus.FORBIDDEN, "no channel to subscribe or publish to: ask for an allowed subscribe-* or publish-* flag",
+                          logged=f"flags {asked!r}")
         refused = [flag for flag in asked if flag not in allowed]
         if refused:
             logger.info("%s: flags not allowed, ignored: %s", name, ", ".join(refused))
-        bridge = Bridge(settings, subscriptions=subscriptions, publishers=publishers, echo=shake.echo)
+        user = audience.username(request)
+        address = str(request.META.get("REMOTE_ADDR", ""))
+        too_many = self._counts.acquire(address, user)
+        if too_many is not None:
+            raise Refusal(HTTPStatus.TOO_MANY_REQUESTS, too_many, logged=f"address {address!r} user {user!r}")
+        bridge = Bridge(settings, subscriptions=subscriptions, publishers=publishers, echo=shake.echo,
+                        expire=settings.expire if user is not None else settings.anonymous_expire)
         hub = get_hub(settings)
         socket = WebSocket(bridge, hub, name=name)
+        socket.on_closed = lambda: self._counts.release(address, user)
         try:
             kept = hub.attach(socket, subscriptions)
         except RedisUnavailable as exc:
-            raise Refusal(HTTPStatus.SERVICE_UNAVAILABLE, f"Redis is unavailable, try again later ({exc})") from None
+            self._counts.release(address, user)
+            raise Refusal(HTTPStatus.SERVICE_UNAVAILABLE, "Redis is unavailable, try again later", logged=str(exc)) from None
+        except BaseException:
+            self._counts.release(address, user)
+            raise
         return socket, kept
 
     def _refuse(
         self, refusal: Refusal, environ: "WSGIEnvironment", start_response: "StartResponse", upgraded: bool, name: str
     ) -> Iterable[bytes]:
-        logger.warning("%s: refused: %d %s", name, refusal.status, refusal.reason)
+        logger.warning("%s: refused: %d %s%s", name, refusal.status, refusal.reason, f" ({refusal.logged})" if refusal.logged else "")
         if not upgraded:
             return refusal.response()(environ, start_response)
         # The server already sent the 101: say it with a close frame instead.
@@ -157,6 +176,13 @@ class WebSocketMiddleware:
             pass
         transport.close()
         return []
+
+
+def _origin_rules(value: Any) -> Any:
+    """``WS4REDIS_ALLOWED_ORIGINS`` as OriginPolicy takes it: a dotted path names a callable."""
+    if isinstance(value, str):
+        return [value] if value == "*" or "://" in value else import_string_or_callable(value)
+    return value
 
 
 def _django_configured() -> bool:

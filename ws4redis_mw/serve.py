@@ -1,7 +1,7 @@
 """A small production runner: gevent's pywsgi serving a WSGI application.
 
-    python -m ws4redis_mw.serve wsgi:application --bind 127.0.0.1:8000
-    python -m ws4redis_mw.serve wsgi:application --bind unix:/run/site.sock
+    python -m ws4redis_mw.serve mysite.wsgi:application --bind 127.0.0.1:8000
+    python -m ws4redis_mw.serve mysite.wsgi:application --bind unix:/run/site.sock
 
 It monkey-patches the standard library first (so database drivers written in
 Python cooperate with gevent), serves with pywsgi's plain handler (the
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, List, Optional, Tuple, Union  # noqa: E402
 import gevent  # noqa: E402
 from gevent import pywsgi  # noqa: E402
 
+from .handlers import TimeoutHandler, handshake_timeout  # noqa: E402
 from .shutdown import close_all_websockets  # noqa: E402
 
 if TYPE_CHECKING:
@@ -70,7 +71,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    server = pywsgi.WSGIServer(listener(args.bind), load_app(args.app), log=None, error_log=logging.getLogger("ws4redis_mw.serve.error"))
+    app = load_app(args.app)
+    handler = type("Handler", (TimeoutHandler,), {"timeout": handshake_timeout()})
+    server = pywsgi.WSGIServer(listener(args.bind), app, log=None, error_log=logging.getLogger("ws4redis_mw.serve.error"),
+                               handler_class=handler)
 
     def stop() -> None:
         # gevent runs this in a greenlet of its own, which may wait.

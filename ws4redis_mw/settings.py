@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from importlib import import_module
-from typing import Any, Callable, Dict, List, Optional, Union, cast
+from typing import Any, Callable, Dict, Optional, Tuple, Union, cast
 
 __all__ = ["Settings", "load", "process_settings", "import_string_or_callable", "SettingsError"]
 
@@ -68,48 +68,105 @@ class Settings:
     #: connection is ended anyway (counted from the next tick of the process
     #: timer, so up to one second more).
     close_timeout: float = 2.0
-    #: Origins allowed to open websockets (``["*"]`` for any). ``None``: the
-    #: Origin's host must pass Django's ``ALLOWED_HOSTS``. Requests without an
-    #: Origin header (non-browser clients) are always allowed.
-    allowed_origins: Optional[List[str]] = None
+    #: Origins allowed to open websockets besides the request's own: exact
+    #: origins (``"https://example.com"``), subdomain wildcards
+    #: (``"https://*.example.com"``) or ``"*"`` for any; or a callable
+    #: ``f(origin) -> bool`` (or its dotted path). ``None``: only the
+    #: request's own origin (and ``CSRF_TRUSTED_ORIGINS``). Requests without
+    #: an Origin header (non-browser clients) are always allowed.
+    allowed_origins: Any = None
+    #: Django's ``CSRF_TRUSTED_ORIGINS``, trusted here too (same syntax).
+    csrf_trusted_origins: Tuple[str, ...] = ()
+    #: Django's ``SECURE_PROXY_SSL_HEADER``: says when a request came over TLS
+    #: to a proxy, so that its own origin is ``https://``.
+    secure_proxy_ssl_header: Optional[Tuple[str, str]] = None
+    #: Frames a client message may be made of (fragments); more closes with
+    #: 1009, so that empty fragments are not free. ``None``: no limit.
+    max_frames_per_message: Optional[int] = 1024
+    #: Frames per second a client may send on average (a burst of as many
+    #: again is allowed); more closes with 1008. ``None``: no limit.
+    max_frame_rate: Optional[float] = 1000.0
+    #: Messages per second a client may publish on average (a burst of
+    #: ``publish_burst`` is allowed); more closes with 1008. ``None``: no limit.
+    max_publish_rate: Optional[float] = 50.0
+    #: Messages a client may publish at once before ``max_publish_rate`` applies.
+    publish_burst: int = 100
+    #: Open websockets per client address, per worker process; more are
+    #: refused with 429. ``None``: no limit.
+    max_sockets_per_ip: Optional[int] = 1000
+    #: Open websockets per authenticated user, per worker process; more are
+    #: refused with 429. ``None``: no limit.
+    max_sockets_per_user: Optional[int] = 100
+    #: Seconds a message published by an anonymous client is kept (its
+    #: socket has no user); 0 keeps nothing, so anonymous clients cannot fill Redis.
+    anonymous_expire: int = 0
+    #: Seconds a connection may take to send its request headers in our
+    #: runner and the development server; ``None``: no limit.
+    handshake_timeout: Optional[float] = 10.0
+
+
+_OPTIONAL_FLOAT = "optional float"
+_OPTIONAL_INT = "optional int"
+
+#: field -> (Django setting, conversion); the ws4redis names where ws4redis had the setting.
+SOURCES: Dict[str, Tuple[str, Any]] = {
+    "websocket_url": ("WEBSOCKET_URL", str),
+    "connection": ("WS4REDIS_CONNECTION", None),
+    "expire": ("WS4REDIS_EXPIRE", lambda value: int(value or 0)),
+    "prefix": ("WS4REDIS_PREFIX", None),
+    "heartbeat": ("WS4REDIS_HEARTBEAT", None),
+    "heartbeat_interval": ("WS4REDIS_HEARTBEAT_INTERVAL", float),
+    "subscriber": ("WS4REDIS_SUBSCRIBER", None),
+    "allowed_channels": ("WS4REDIS_ALLOWED_CHANNELS", None),
+    "process_request": ("WS4REDIS_PROCESS_REQUEST", None),
+    "max_message_size": ("WS4REDIS_MAX_MESSAGE_SIZE", int),
+    "max_backlog": ("WS4REDIS_MAX_BACKLOG", _OPTIONAL_INT),
+    "ping_interval": ("WS4REDIS_PING_INTERVAL", _OPTIONAL_FLOAT),
+    "ping_timeout": ("WS4REDIS_PING_TIMEOUT", _OPTIONAL_FLOAT),
+    "close_timeout": ("WS4REDIS_CLOSE_TIMEOUT", float),
+    "allowed_origins": ("WS4REDIS_ALLOWED_ORIGINS", None),
+    "csrf_trusted_origins": ("CSRF_TRUSTED_ORIGINS", tuple),
+    "secure_proxy_ssl_header": ("SECURE_PROXY_SSL_HEADER", lambda value: tuple(value) if value else None),
+    "max_frames_per_message": ("WS4REDIS_MAX_FRAMES_PER_MESSAGE", _OPTIONAL_INT),
+    "max_frame_rate": ("WS4REDIS_MAX_FRAME_RATE", _OPTIONAL_FLOAT),
+    "max_publish_rate": ("WS4REDIS_MAX_PUBLISH_RATE", _OPTIONAL_FLOAT),
+    "publish_burst": ("WS4REDIS_PUBLISH_BURST", int),
+    "max_sockets_per_ip": ("WS4REDIS_MAX_SOCKETS_PER_IP", _OPTIONAL_INT),
+    "max_sockets_per_user": ("WS4REDIS_MAX_SOCKETS_PER_USER", _OPTIONAL_INT),
+    "anonymous_expire": ("WS4REDIS_ANONYMOUS_EXPIRE", lambda value: int(value or 0)),
+    "handshake_timeout": ("WS4REDIS_HANDSHAKE_TIMEOUT", _OPTIONAL_FLOAT),
+}
+
+
+def _convert(conversion: Any, value: Any) -> Any:
+    if conversion is None:
+        return value
+    if conversion == _OPTIONAL_FLOAT:
+        return None if value is None else float(value)
+    if conversion == _OPTIONAL_INT:
+        return None if value is None else int(value)
+    return conversion(value)
 
 
 def load() -> Settings:
     """Read the settings from ``django.conf.settings``, applying the defaults."""
     from django.conf import settings as django_settings
 
-    def get(name: str, field: str) -> Any:
-        default = Settings.__dataclass_fields__[field]
-        fallback = default.default_factory() if default.default_factory is not dataclasses.MISSING else default.default
-        return getattr(django_settings, name, fallback)
-
-    websocket_url = get("WEBSOCKET_URL", "websocket_url")
-    if not websocket_url.startswith("/") or not websocket_url.endswith("/"):
-        raise SettingsError(f"WEBSOCKET_URL must start and end with '/', not {websocket_url!r}")
     if hasattr(django_settings, "WS4REDIS_MAX_PENDING"):
         raise SettingsError("WS4REDIS_MAX_PENDING (a count of messages) is replaced by WS4REDIS_MAX_BACKLOG "
                             "(bytes the kernel has not taken yet, default 1 MiB): rename it and give it in bytes")
-
-    def seconds(name: str, field: str) -> Optional[float]:
-        value = get(name, field)
-        return None if value is None else float(value)
-    return Settings(
-        websocket_url=websocket_url,
-        connection=get("WS4REDIS_CONNECTION", "connection"),
-        expire=int(get("WS4REDIS_EXPIRE", "expire") or 0),
-        prefix=get("WS4REDIS_PREFIX", "prefix"),
-        heartbeat=get("WS4REDIS_HEARTBEAT", "heartbeat"),
-        heartbeat_interval=float(get("WS4REDIS_HEARTBEAT_INTERVAL", "heartbeat_interval")),
-        subscriber=get("WS4REDIS_SUBSCRIBER", "subscriber"),
-        allowed_channels=get("WS4REDIS_ALLOWED_CHANNELS", "allowed_channels"),
-        process_request=get("WS4REDIS_PROCESS_REQUEST", "process_request"),
-        max_message_size=int(get("WS4REDIS_MAX_MESSAGE_SIZE", "max_message_size")),
-        max_backlog=get("WS4REDIS_MAX_BACKLOG", "max_backlog"),
-        ping_interval=seconds("WS4REDIS_PING_INTERVAL", "ping_interval"),
-        ping_timeout=seconds("WS4REDIS_PING_TIMEOUT", "ping_timeout"),
-        close_timeout=float(get("WS4REDIS_CLOSE_TIMEOUT", "close_timeout")),
-        allowed_origins=get("WS4REDIS_ALLOWED_ORIGINS", "allowed_origins"),
-    )
+    values: Dict[str, Any] = {}
+    for field in dataclasses.fields(Settings):
+        name, conversion = SOURCES[field.name]
+        if hasattr(django_settings, name):
+            try:
+                values[field.name] = _convert(conversion, getattr(django_settings, name))
+            except (TypeError, ValueError) as exc:
+                raise SettingsError(f"{name}: {exc}") from None
+    settings = Settings(**values)
+    if not settings.websocket_url.startswith("/") or not settings.websocket_url.endswith("/"):
+        raise SettingsError(f"WEBSOCKET_URL must start and end with '/', not {settings.websocket_url!r}")
+    return settings
 
 
 @functools.lru_cache(maxsize=None)

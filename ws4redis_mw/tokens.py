@@ -53,9 +53,9 @@ class InvalidToken(Exception):
 
 def max_age() -> float:
     """``WS4REDIS_TOKEN_MAX_AGE`` in seconds, from Django's settings."""
-    from django.conf import settings
+    from django.conf import settings as django_settings
 
-    return float(getattr(settings, "WS4REDIS_TOKEN_MAX_AGE", DEFAULT_MAX_AGE))
+    return float(getattr(django_settings, "WS4REDIS_TOKEN_MAX_AGE", DEFAULT_MAX_AGE))
 
 
 def make_token(user: Any) -> str:

@@ -31,7 +31,7 @@ out the bridge's actions.  An open socket holds no greenlet of its own.
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, List, Optional
+from typing import Any, Callable, Iterable, List, Optional
 
 import gevent
 import gevent.event
@@ -46,8 +46,9 @@ __all__ = ["WebSocket", "READ_SIZE"]
 
 logger = logging.getLogger("ws4redis_mw.websocket")
 
-#: Bytes asked of the transport per read.
-READ_SIZE = 64 * 1024
+#: Bytes asked of the transport per read: what one callback may parse before
+#: the others get their turn (16 KiB of the smallest frames is about 2,700).
+READ_SIZE = 16 * 1024
 
 _CLOSED = gevent.event.Event()
 _CLOSED.set()
@@ -62,7 +63,7 @@ class WebSocket:
     """One client connection; also the hub's :class:`~ws4redis_mw.hub.Listener`."""
 
     __slots__ = ("bridge", "hub", "name", "_transport", "_watcher", "_closed", "_pending", "_unsent", "_flush_asked",
-                 "_chunk", "_chunk_sent", "_chunk_frames", "_cut", "_writer", "__weakref__")
+                 "_chunk", "_chunk_sent", "_chunk_frames", "_cut", "_writer", "on_closed", "__weakref__")
 
     def __init__(self, bridge: Bridge, hub: Hub, name: str = ""):
         self.bridge = bridge
@@ -82,6 +83,8 @@ class WebSocket:
         self._writer = OnDemand(self._write_backlog)
         self._watcher: Optional[Any] = None  # the loop's read watcher while open
         self._closed: Optional[gevent.event.Event] = None  # made only for wait_closed()
+        #: Called once the connection is closed (the middleware's socket counts).
+        self.on_closed: Optional[Callable[[], None]] = None
 
     def __repr__(self) -> str:
         return f"<WebSocket {self.name}>"
@@ -152,7 +155,7 @@ class WebSocket:
             if not data:
                 self._finish("end of stream")  # the client went away, or the close timeout aborted us
                 return
-            actions = self.bridge.receive_data(data, transport_now())
+            actions = self.bridge.receive_data(data, transport_now(), self._unsent)
             if not actions:
                 return
             if any(type(action) is Publish for action in actions):
@@ -205,6 +208,8 @@ class WebSocket:
     def _close_transport(self, transport: Transport) -> None:
         self._transport = None
         transport.close()
+        if self.on_closed is not None:
+            self.on_closed()
         if self._closed is not None:
             self._closed.set()
         else:
@@ -276,6 +281,7 @@ class WebSocket:
                 self._unsent -= sent
                 if self._chunk_sent >= len(self._chunk):
                     self._chunk = None
+                    self._cut = False  # the cut was for this chunk; the close frame comes next
         except OSError as exc:
             self._on_write_error(exc)
 

@@ -39,6 +39,22 @@ WS4REDIS_MAX_BACKLOG = int(os.environ.get("WS4REDIS_TEST_MAX_BACKLOG", str(1024 
 WS4REDIS_PING_INTERVAL = float(os.environ.get("WS4REDIS_TEST_PING_INTERVAL", "25"))
 WS4REDIS_PING_TIMEOUT = float(os.environ.get("WS4REDIS_TEST_PING_TIMEOUT", "20"))
 WS4REDIS_ALLOWED_CHANNELS = "tests.project.views.allowed_channels"
+
+
+def _optional(name, default=None):
+    """An env var as a number, or the default (None: no limit); the tests and benchmarks set limits explicitly."""
+    value = os.environ.get(name, "")
+    return default if value == "" else float(value)
+
+
+# Production defaults are limits; the test project lifts them unless a test sets them.
+WS4REDIS_MAX_FRAME_RATE = _optional("WS4REDIS_TEST_MAX_FRAME_RATE")
+WS4REDIS_MAX_PUBLISH_RATE = _optional("WS4REDIS_TEST_MAX_PUBLISH_RATE")
+WS4REDIS_PUBLISH_BURST = int(_optional("WS4REDIS_TEST_PUBLISH_BURST", 100))
+WS4REDIS_MAX_SOCKETS_PER_IP = _optional("WS4REDIS_TEST_MAX_SOCKETS_PER_IP")
+WS4REDIS_MAX_SOCKETS_PER_USER = _optional("WS4REDIS_TEST_MAX_SOCKETS_PER_USER")
+WS4REDIS_ANONYMOUS_EXPIRE = int(_optional("WS4REDIS_TEST_ANONYMOUS_EXPIRE", 0))
+WS4REDIS_HANDSHAKE_TIMEOUT = _optional("WS4REDIS_TEST_HANDSHAKE_TIMEOUT", 10.0)
 # Short, so that tests see a group change take effect on new sockets without waiting a minute.
 WS4REDIS_GROUPS_LIFETIME = float(os.environ.get("WS4REDIS_TEST_GROUPS_LIFETIME", "1"))
 # Token authentication for clients without the session cookie (?token=...); short, so that

@@ -7,6 +7,9 @@
   audience with ``RedisPublisher(users=[...])`` or ``groups=[...]``.
 
 Messages are JSON: ``{"sender": ..., "to": ..., "text": ...}``.
+
+When Redis cannot be reached, a POST gets 503 with ``{"retry": true}`` (not a
+500): the page shows "not sent, retrying" and sends again until Redis is back.
 """
 
 import json
@@ -15,6 +18,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import JsonResponse
 from django.shortcuts import render
+from redis.exceptions import RedisError
 
 from ws4redis_mw import RedisMessage, RedisPublisher
 
@@ -22,6 +26,17 @@ from ws4redis_mw import RedisMessage, RedisPublisher
 def allowed_channels(request, channels):
     """WS4REDIS_ALLOWED_CHANNELS: any subscription, but publishing only to the broadcast."""
     return [c for c in channels if c.startswith("subscribe-") or c == "publish-broadcast"]
+
+
+def publish(message, **audience):
+    """Publish ``message`` (a dict, sent as JSON) with ``RedisPublisher(**audience)``; the view's response."""
+    facility = audience.pop("facility")
+    try:
+        RedisPublisher(facility=facility, **audience).publish_message(RedisMessage(json.dumps(message)))
+    except RedisError:
+        # Redis is away (restarting, failing over): the page retries by itself.
+        return JsonResponse({"error": "not sent, retrying", "retry": True}, status=503, headers={"Retry-After": "1"})
+    return JsonResponse({"ok": True})
 
 
 def broadcast_chat(request):
@@ -37,8 +52,7 @@ def user_chat(request):
         me = request.user.get_username()
         message = {"sender": me, "to": recipient, "text": text}
         # Both ends see the message: the recipient's pages and the sender's own.
-        RedisPublisher(facility="userchat", users=[recipient, me]).publish_message(RedisMessage(json.dumps(message)))
-        return JsonResponse({"ok": True})
+        return publish(message, facility="userchat", users=[recipient, me])
     users = User.objects.exclude(pk=request.user.pk).order_by("username")
     return render(request, "chat/user.html", {"users": users})
 
@@ -51,6 +65,5 @@ def group_chat(request):
         if not text or group not in groups:
             return JsonResponse({"error": "one of your groups and some text, please"}, status=400)
         message = {"sender": request.user.get_username(), "to": group, "text": text}
-        RedisPublisher(facility="groupchat", groups=[group]).publish_message(RedisMessage(json.dumps(message)))
-        return JsonResponse({"ok": True})
+        return publish(message, facility="groupchat", groups=[group])
     return render(request, "chat/group.html", {"groups": groups})

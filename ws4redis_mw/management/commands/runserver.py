@@ -50,6 +50,7 @@ import gevent.socket
 from django.apps import apps
 from gevent import pywsgi
 
+from ws4redis_mw.handlers import TimeoutHandler, handshake_timeout
 from ws4redis_mw.middleware import WebSocketMiddleware
 from ws4redis_mw.settings import load
 from ws4redis_mw.shutdown import close_all_websockets
@@ -86,7 +87,7 @@ def serves_websockets(app: Any) -> bool:
     return False
 
 
-class RequestHandler(pywsgi.WSGIHandler):
+class RequestHandler(TimeoutHandler):
     """pywsgi's handler, logging like Django's and keeping track of the open websockets."""
 
     server: "_PyWSGIServer"
@@ -144,7 +145,8 @@ class GeventServer:
         self.application = application
 
     def serve_forever(self) -> None:
-        server = _PyWSGIServer(self.socket, self.application, handler_class=RequestHandler, log=None)
+        handler_class = type("Handler", (RequestHandler,), {"timeout": handshake_timeout()})
+        server = _PyWSGIServer(self.socket, self.application, handler_class=handler_class, log=None)
         server.websockets = set()
         stopped_by: List[Optional[int]] = []
 

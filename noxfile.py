@@ -1,0 +1,59 @@
+"""The fast tests on every supported Python and Django: ``nox`` (``nox -l`` lists the sessions).
+
+One session per combination, ``fast-3.12(django='4.2')`` and so on: a fresh
+virtualenv with the package and its test extra on that Python, Django pinned
+to that LTS series, then pytest on the tests that start no server process
+(a redis-server is fine).  The full suite, with every server mode, Autobahn
+and the browser, runs on one combination (``make test``: the set-up's
+Python with Django 5.2); ``.ci/run`` runs both.
+
+The interpreters are found on PATH (``python3.10`` ...) or in pyenv's
+versions.  Django 4.2 does not list Python 3.13 among its supported versions
+(4.2 came out before 3.13); the combination is tested all the same.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+
+import nox
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+DJANGOS = ["4.2", "5.2"]
+
+#: The test modules that start server processes (each server mode, runserver,
+#: make demo, the browser, Autobahn): left to the full suite.  A new test
+#: module runs here too unless it is listed.
+SERVER_TESTS = ["test_protocol", "test_runserver", "test_shutdown", "test_browser", "test_autobahn", "test_hub",
+                "test_readme", "test_demo", "test_example_chat", "test_limits", "test_middleware"]
+
+nox.options.sessions = ["fast"]
+nox.options.error_on_missing_interpreters = True
+
+
+def _add_pyenv_to_path() -> None:
+    """Put pyenv's interpreters on PATH (its shims answer only for the selected versions)."""
+    try:
+        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        root = os.path.expanduser("~/.pyenv")
+    found = []
+    for version in PYTHONS:
+        found += sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin")))[-1:]
+    os.environ["PATH"] = os.pathsep.join(found + [os.environ.get("PATH", "")])
+
+
+_add_pyenv_to_path()
+
+
+@nox.session(python=PYTHONS)
+@nox.parametrize("django", DJANGOS)
+def fast(session: nox.Session, django: str) -> None:
+    session.install("-q", ".[test]", f"django~={django}.0")
+    session.run("python", "-c", "import sys, django; print('Python', sys.version.split()[0], 'Django', django.__version__)")
+    ignore = [f"--ignore=tests/{name}.py" for name in SERVER_TESTS]
+    # Any other test that starts a server process (tests/servers.py) skips itself.
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *ignore, *session.posargs,
+                env={"WS4REDIS_FAST_TESTS": "1"})

@@ -1,0 +1,122 @@
+"""The chat example on a phone, through a Redis hiccup, and its recipient picker, in headless Chromium.
+
+Like tests/test_browser.py (whose browser fixture this module shares), but on
+a redis-server of its own, which the hiccup test stops and starts again.
+Screenshots go to ``tests/_artifacts/``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_browser import ARTIFACTS, WAIT, browser, messages, open_chat, send  # noqa: F401 (browser: a fixture)
+
+from example import copy_example, example_server
+from servers import RedisServer
+
+PHONE = {"width": 360, "height": 740}
+
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory):
+    from conftest import require
+    from servers import redis_server_binary
+
+    require(redis_server_binary() is not None, "redis-server is not installed (apt-get install redis-server)")
+    server = RedisServer(tmp_path_factory.mktemp("chat-redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def site(own_redis, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("chat")
+    project = copy_example(workdir / "chatserver", own_redis.url)
+    server = example_server("pywsgi", project, own_redis.url, workdir)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def browse(browser, site):  # noqa: F811
+    """browse(user=None, viewport=...) -> a new browser context, logged in as ``user``; JavaScript errors fail the test."""
+    contexts, errors = [], []
+
+    def _browse(user=None, viewport=None):
+        context = browser.new_context(base_url=site.http, viewport=viewport or {"width": 1000, "height": 720})
+        context.on("weberror", lambda error: errors.append(error.error))
+        contexts.append(context)
+        if user is not None:
+            page = context.new_page()
+            page.goto("/login/?next=/user/")
+            page.fill("input[name=username]", user)
+            page.fill("input[name=password]", "demo")
+            page.click("button[type=submit]")
+            page.wait_for_url("**/user/")
+            page.close()
+        return context
+
+    yield _browse
+    for context in contexts:
+        context.close()
+    assert not errors, errors
+
+
+def outside_viewport(page, selector: str, width: int):
+    """The texts of the elements matching ``selector`` that are not wholly inside 0..width."""
+    return page.eval_on_selector_all(selector, """(elements, width) => elements
+        .filter(e => { const r = e.getBoundingClientRect(); return r.left < 0 || r.right > width || r.width === 0; })
+        .map(e => e.textContent.trim())""", width)
+
+
+@pytest.mark.parametrize("path, user", [("/", None), ("/", "mary"), ("/user/", "mary"), ("/group/", "mary")])
+def test_every_header_link_is_on_screen_on_a_phone(browse, path, user):
+    page = browse(user, viewport=PHONE).new_page()
+    page.goto(path)
+    links = page.locator("header a, header button")
+    assert links.count() >= 4
+    assert outside_viewport(page, "header a, header button", PHONE["width"]) == []
+    # Nothing wider than the screen: no sideways scrolling.
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"phone-{path.strip('/') or 'everyone'}-{user or 'anonymous'}.png"), full_page=True)
+
+
+def test_at_320_px_too(browse):
+    page = browse("mary", viewport={"width": 320, "height": 640}).new_page()
+    page.goto("/user/")
+    visible = "header a, header button, form.send input:not([type=hidden]), form.send select, form.send button"
+    assert outside_viewport(page, visible, 320) == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320
+
+
+def test_direct_preselects_the_last_correspondent(browse):
+    from playwright.sync_api import expect
+
+    john = open_chat(browse("john"), "/user/")
+    mary = open_chat(browse("mary"), "/user/")
+    expect(john.locator("select[name=to]")).to_have_value("joe")  # alphabetical first, before any message
+    send(mary, "hi john", to="john")
+    expect(messages(john).last).to_contain_text("hi john", timeout=WAIT)
+    expect(john.locator("select[name=to]")).to_have_value("mary")
+    john.reload()
+    expect(john.locator("select[name=to]")).to_have_value("mary")  # remembered
+
+
+def test_a_send_while_redis_is_away_says_retrying_and_goes_out_when_it_is_back(browse, own_redis):
+    from playwright.sync_api import expect
+
+    john = open_chat(browse("john"), "/user/")
+    own_redis.stop()
+    try:
+        send(john, "are you there?", to="mary")
+        expect(john.locator("#error")).to_be_visible(timeout=WAIT)
+        expect(john.locator("#error")).to_have_text("not sent, retrying…", timeout=WAIT)
+        expect(john.locator("input[name=text]")).to_have_value("are you there?")  # kept until it has gone
+        john.screenshot(path=str(ARTIFACTS / "chat-retrying.png"))
+    finally:
+        own_redis.start()
+    expect(messages(john).last).to_contain_text("are you there?", timeout=30_000)
+    expect(john.locator("#error")).to_be_hidden()
+    expect(john.locator("input[name=text]")).to_have_value("")

@@ -1,0 +1,162 @@
+"""Hostile clients against a real server: each attack is performed, and shown to fail.
+
+Each test starts its own server process with the limit it exercises (the test
+project lifts the production limits unless told otherwise).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import urllib.request
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from conftest import Http, start_server
+from helpers import client_frame, raw_websocket, read_close_code
+from servers import SERVER_MODES
+
+MODES = {mode.name: mode for mode in SERVER_MODES}
+
+
+@pytest.fixture
+def serve(redis_server, django_setup, workdir):
+    started = []
+
+    def _serve(mode_name="pywsgi", **env):
+        server = start_server(MODES[mode_name], redis_server.url, workdir, env)
+        started.append(server)
+        return server
+
+    yield _serve
+    for server in started:
+        server.stop()
+
+
+def flood(sock: socket.socket, frame: bytes, seconds: float) -> None:
+    """Send ``frame`` as fast as the socket takes it, until the server ends the connection or time is up."""
+    chunk = frame * (65536 // len(frame))
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            sock.sendall(chunk)
+    except OSError:
+        pass
+
+
+@pytest.mark.parametrize("mode_name", ["pywsgi", "gunicorn-geventwebsocket"])
+def test_frame_flood_is_closed_with_1008_while_others_are_served(serve, redis_server, mode_name):
+    server = serve(mode_name, WS4REDIS_TEST_MAX_FRAME_RATE="1000", WS4REDIS_TEST_HEARTBEAT="")
+    attacker = raw_websocket(server, "/ws/flood?subscribe-broadcast")
+    with connect(server.ws + "/ws/victim?subscribe-broadcast", open_timeout=5) as victim:
+        flooder = threading.Thread(target=flood, args=(attacker, client_frame(0x1, b""), 5), daemon=True)
+        flooder.start()
+        latencies = []
+        for i in range(20):
+            sent = time.monotonic()
+            redis_server.client().publish("broadcast:victim", f"m{i}")
+            assert victim.recv(timeout=5) == f"m{i}"
+            latencies.append(time.monotonic() - sent)
+            time.sleep(0.05)
+        flooder.join(10)
+    assert read_close_code(attacker, timeout=10) == 1008
+    print(f"\n{mode_name}: victim latency under a frame flood: max {max(latencies) * 1000:.1f} ms")
+
+
+def test_unlimited_frame_flood_does_not_freeze_the_worker(serve, redis_server):
+    server = serve("pywsgi", WS4REDIS_TEST_HEARTBEAT="")  # no frame rate limit: fairness alone
+    attacker = raw_websocket(server, "/ws/flood?subscribe-broadcast")
+    flooder = threading.Thread(target=flood, args=(attacker, client_frame(0x1, b""), 4), daemon=True)
+    flooder.start()
+    time.sleep(0.5)
+    with connect(server.ws + "/ws/victim?subscribe-broadcast", open_timeout=5) as victim:
+        latencies = []
+        for i in range(10):
+            sent = time.monotonic()
+            redis_server.client().publish("broadcast:victim", f"m{i}")
+            assert victim.recv(timeout=5) == f"m{i}"
+            latencies.append(time.monotonic() - sent)
+        started = time.monotonic()
+        with urllib.request.urlopen(server.http + "/hello", timeout=5) as response:
+            assert response.status == 203  # the test project's view answers 203
+        page_time = time.monotonic() - started
+    flooder.join(10)
+    attacker.close()
+    print(f"\nvictim latency under an unlimited frame flood: max {max(latencies) * 1000:.1f} ms, a page in {page_time * 1000:.1f} ms")
+    assert max(latencies) < 1.0 and page_time < 1.0  # the first design: 8.5 s and 4.1 s
+
+
+def test_publishing_faster_than_the_rate_is_closed_with_1008(serve):
+    server = serve(WS4REDIS_TEST_MAX_PUBLISH_RATE="5", WS4REDIS_TEST_PUBLISH_BURST="10")
+    with connect(server.ws + "/ws/chatty?publish-broadcast", open_timeout=5) as ws:
+        with pytest.raises(ConnectionClosed):
+            for i in range(100):
+                ws.send(f"spam {i}")
+                time.sleep(0.001)
+            ws.recv(timeout=5)
+        assert ws.close_code == 1008
+
+
+def test_sockets_per_address_are_capped_with_429(serve):
+    server = serve(WS4REDIS_TEST_MAX_SOCKETS_PER_IP="3")
+    url = server.ws + "/ws/many?subscribe-broadcast"
+    held = [connect(url, open_timeout=5) for _ in range(3)]
+    with pytest.raises(InvalidStatus) as info:
+        connect(url, open_timeout=5)
+    assert info.value.response.status_code == 429
+    held.pop().close()
+    deadline = time.monotonic() + 5
+    while True:  # the closed socket is counted out once the server has closed it
+        try:
+            held.append(connect(url, open_timeout=5))
+            break
+        except InvalidStatus:
+            assert time.monotonic() < deadline, "a slot freed by a closed socket was never given back"
+            time.sleep(0.1)
+    for ws in held:
+        ws.close()
+
+
+def test_sockets_per_user_are_capped_with_429(serve):
+    server = serve(WS4REDIS_TEST_MAX_SOCKETS_PER_USER="2")
+    http = Http(server.http)
+    http.login("mallory")
+    cookie = http.cookie_header()
+    url = server.ws + "/ws/mine?subscribe-user"
+    held = [connect(url, open_timeout=5, additional_headers={"Cookie": cookie}) for _ in range(2)]
+    with pytest.raises(InvalidStatus) as info:
+        connect(url, open_timeout=5, additional_headers={"Cookie": cookie})
+    assert info.value.response.status_code == 429
+    with connect(server.ws + "/ws/mine?subscribe-broadcast", open_timeout=5):  # anonymous: not this user's count
+        pass
+    for ws in held:
+        ws.close()
+
+
+def test_anonymous_publishes_are_not_kept_but_a_users_are(serve, redis_server):
+    server = serve()
+    with connect(server.ws + "/ws/keep?publish-broadcast", open_timeout=5) as ws:
+        ws.send("anonymous")
+        ws.send("--heartbeat--")  # answered after the publish: the publish is done
+        ws.recv(timeout=5)
+    assert redis_server.client().get("broadcast:keep") is None
+    http = Http(server.http)
+    http.login("alice")
+    with connect(server.ws + "/ws/keep?publish-broadcast", open_timeout=5, additional_headers={"Cookie": http.cookie_header()}) as ws:
+        ws.send("from alice")
+        ws.send("--heartbeat--")
+        ws.recv(timeout=5)
+    assert redis_server.client().get("broadcast:keep") == b"from alice"
+
+
+@pytest.mark.parametrize("mode_name", ["pywsgi", "runserver"])
+def test_idle_connection_without_a_request_is_closed_after_the_handshake_timeout(serve, mode_name):
+    server = serve(mode_name, WS4REDIS_TEST_HANDSHAKE_TIMEOUT="1")
+    idle = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    started = time.monotonic()
+    assert idle.recv(100) == b""  # closed by the server, not by our timeout
+    assert time.monotonic() - started < 5
+    idle.close()

@@ -1,0 +1,48 @@
+"""Reading the settings from Django: defaults, conversions, and values refused at startup."""
+
+import pytest
+
+from ws4redis_mw.settings import Settings, SettingsError, load
+
+
+@pytest.fixture
+def django_settings(django_setup):
+    from django.test import override_settings
+
+    return override_settings
+
+
+def test_defaults_apply_where_django_has_no_setting(django_settings):
+    with django_settings(WS4REDIS_MAX_BACKLOG=None):
+        settings = load()
+    assert settings.max_backlog is None
+    assert settings.ping_interval == Settings().ping_interval == 25.0
+
+
+def test_numbers_are_converted_and_none_means_no_limit(django_settings):
+    with django_settings(WS4REDIS_PING_INTERVAL="5", WS4REDIS_PING_TIMEOUT=None, WS4REDIS_EXPIRE=None):
+        settings = load()
+    assert (settings.ping_interval, settings.ping_timeout, settings.expire) == (5.0, None, 0)
+
+
+def test_django_security_settings_are_read_too(django_settings):
+    with django_settings(CSRF_TRUSTED_ORIGINS=["https://*.example.com"], SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https")):
+        settings = load()
+    assert settings.csrf_trusted_origins == ("https://*.example.com",)
+    assert settings.secure_proxy_ssl_header == ("HTTP_X_FORWARDED_PROTO", "https")
+
+
+def test_the_old_message_count_setting_is_refused_with_its_replacement_named(django_settings):
+    with django_settings(WS4REDIS_MAX_PENDING=1000), pytest.raises(SettingsError, match="WS4REDIS_MAX_BACKLOG"):
+        load()
+
+
+@pytest.mark.parametrize("url", ["ws/", "/ws"])
+def test_websocket_url_must_start_and_end_with_a_slash(django_settings, url):
+    with django_settings(WEBSOCKET_URL=url), pytest.raises(SettingsError):
+        load()
+
+
+def test_a_value_that_cannot_be_converted_names_its_setting(django_settings):
+    with django_settings(WS4REDIS_MAX_MESSAGE_SIZE="big"), pytest.raises(SettingsError, match="WS4REDIS_MAX_MESSAGE_SIZE"):
+        load()
