@@ -41,9 +41,8 @@ _token = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0
 _odd_text = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=24)
 #: Origins a browser or an attacker may send.
 ORIGINS = [b"http://127.0.0.1:9999", b"https://127.0.0.1", b"null", b"http://", b"://", b"http://evil.example",
-           b"http://127.0.0.1\x00.evil", b"http://127.0.0.1.evil.example", b"HTTP://127.0.0.1"]
-# Not yet: b"http://[::1" (unparsable) still gives 500 and a traceback on this branch; issue 10
-# item 4 makes it a 403, and then it belongs in the list above.
+           b"http://127.0.0.1\x00.evil", b"http://127.0.0.1.evil.example", b"HTTP://127.0.0.1", b"http://[::1",
+           b"http://127.0.0.1:0", b"http://127.0.0.1:99999", b"http://127.0.0.1\t", b"http://user@127.0.0.1"]
 _flags = ["subscribe-broadcast", "publish-broadcast", "subscribe-user", "publish-user", "subscribe-group",
           "publish-group", "subscribe-session", "publish-session", "echo", "token", "token=x"]
 
@@ -71,9 +70,13 @@ _VERSIONS = [b"HTTP/1.0", b"HTTP/2.0", b"HTTP/0.9", b"http/1.1", b"HTTP/1", b"HT
 def paths(draw, prefix: str, faulty: bool) -> bytes:
     if not faulty:
         rest = draw(_token)
-        query = draw(st.lists(st.one_of(st.sampled_from(_flags), st.sampled_from(_flags), _token), max_size=5))
+        # A channel anybody may have first (else most are refused for having none), then anything.
+        query = ["subscribe-broadcast"] + draw(st.lists(st.one_of(st.sampled_from(_flags[:-2]), _token), max_size=4))
         return f"/ws/{prefix}{rest}?{'&'.join(query)}".encode()
-    kind = draw(st.integers(0, 2))
+    kind = draw(st.integers(0, 3))
+    if kind == 3:  # no channel, unknown flags, tokens
+        query = draw(st.lists(st.one_of(st.sampled_from(_flags), _token), max_size=5))
+        return f"/ws/{prefix}{draw(_token)}?{'&'.join(query)}".encode()
     if kind == 0:
         return draw(st.sampled_from(["/ws/", "/ws", "/", "/hello", "*", "http://127.0.0.1/ws/x", "/ws//x", "/ws/../hello",
                                      "/WS/x", "/ws/%00", "/ws/%zz", "/ws/:x", "/ws/a%3Ab", "/ws/\u00e9", "/ws/" + "x" * 300,
