@@ -3,7 +3,8 @@
 The names, meanings and defaults of the ``WEBSOCKET_URL`` and ``WS4REDIS_*``
 settings are those of django-websocket-redis 0.6, so a ws4redis site keeps its
 settings.py.  The ``WS4REDIS_MAX_*``, ``WS4REDIS_PING_*``,
-``WS4REDIS_CLOSE_TIMEOUT`` and ``WS4REDIS_ALLOWED_ORIGINS`` settings are ours;
+``WS4REDIS_CLOSE_TIMEOUT``, ``WS4REDIS_ALLOWED_ORIGINS``, ``WS4REDIS_REDIS_*``,
+``WS4REDIS_PUBLISHER_TIMEOUT`` and ``WS4REDIS_METRICS_*`` settings are ours;
 each is documented below with its unit, default and what ``None`` means.
 
 Settings are read once and handed down: a :class:`Settings` object given to
@@ -35,7 +36,8 @@ class Settings:
     #: Path prefix under which websocket requests are taken over.
     websocket_url: str = "/ws/"
     #: A dict of redis-py connection arguments or a ``redis://``, ``rediss://``
-    #: or ``unix://`` URL.
+    #: or ``unix://`` URL; for Redis Sentinel a ``redis+sentinel://`` URL or a
+    #: dict with ``sentinels`` and ``service_name`` (:mod:`ws4redis_mw.connection`).
     connection: Union[Dict[str, Any], str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_CONNECTION))
     #: Seconds a published message is kept for clients connecting later; 0 keeps nothing.
     expire: int = 3600
@@ -72,6 +74,23 @@ class Settings:
     #: Origin's host must pass Django's ``ALLOWED_HOSTS``. Requests without an
     #: Origin header (non-browser clients) are always allowed.
     allowed_origins: Optional[List[str]] = None
+    #: Seconds the hub gives Redis to accept a connection, answer a command or
+    #: confirm a subscription before it counts as unavailable (503/1013).
+    redis_timeout: float = 2.0
+    #: Seconds of silence on the hub's subscription connection after which it
+    #: is sent a ``PING``; no answer within ``redis_timeout`` means Redis is
+    #: gone.  A hung Redis is thus noticed within their sum (4 s by default).
+    redis_health_interval: float = 2.0
+    #: Seconds a ``RedisPublisher`` call may take (connecting, waiting for a
+    #: pooled connection, each reply) before it raises
+    #: :class:`ws4redis_mw.RedisUnavailable`; applied whatever redis-py's version.
+    publisher_timeout: float = 3.0
+    #: Path at which the middleware serves Prometheus metrics (for example
+    #: ``"/ws4redis-metrics"``); ``None``: not served.
+    metrics_url: Optional[str] = None
+    #: Client addresses or networks (``"10.0.0.0/8"``) allowed to read
+    #: ``metrics_url``; others get 403.  ``["*"]``: anyone.
+    metrics_allowed: List[str] = dataclasses.field(default_factory=lambda: ["127.0.0.1", "::1"])
 
 
 def load() -> Settings:
@@ -93,6 +112,12 @@ def load() -> Settings:
     def seconds(name: str, field: str) -> Optional[float]:
         value = get(name, field)
         return None if value is None else float(value)
+
+    def positive(name: str, field: str) -> float:
+        value = float(get(name, field))
+        if not value > 0:
+            raise SettingsError(f"{name} must be a number of seconds above 0, not {value!r}")
+        return value
     return Settings(
         websocket_url=websocket_url,
         connection=get("WS4REDIS_CONNECTION", "connection"),
@@ -109,6 +134,11 @@ def load() -> Settings:
         ping_timeout=seconds("WS4REDIS_PING_TIMEOUT", "ping_timeout"),
         close_timeout=float(get("WS4REDIS_CLOSE_TIMEOUT", "close_timeout")),
         allowed_origins=get("WS4REDIS_ALLOWED_ORIGINS", "allowed_origins"),
+        redis_timeout=positive("WS4REDIS_REDIS_TIMEOUT", "redis_timeout"),
+        redis_health_interval=positive("WS4REDIS_REDIS_HEALTH_INTERVAL", "redis_health_interval"),
+        publisher_timeout=positive("WS4REDIS_PUBLISHER_TIMEOUT", "publisher_timeout"),
+        metrics_url=get("WS4REDIS_METRICS_URL", "metrics_url"),
+        metrics_allowed=list(get("WS4REDIS_METRICS_ALLOWED", "metrics_allowed")),
     )
 
 

@@ -24,7 +24,9 @@ USE_TZ = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "tests.project.logjson.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler",
+                             **({"formatter": "json"} if os.environ.get("WS4REDIS_TEST_LOG_JSON") else {})}},
     "loggers": {"ws4redis_mw": {"handlers": ["console"], "level": os.environ.get("WS4REDIS_LOG_LEVEL", "INFO"), "propagate": False}},
 }
 
@@ -39,3 +41,7 @@ WS4REDIS_MAX_BACKLOG = int(os.environ.get("WS4REDIS_TEST_MAX_BACKLOG", str(1024 
 WS4REDIS_PING_INTERVAL = float(os.environ.get("WS4REDIS_TEST_PING_INTERVAL", "25"))
 WS4REDIS_PING_TIMEOUT = float(os.environ.get("WS4REDIS_TEST_PING_TIMEOUT", "20"))
 WS4REDIS_ALLOWED_CHANNELS = "tests.project.views.allowed_channels"
+WS4REDIS_REDIS_TIMEOUT = float(os.environ.get("WS4REDIS_TEST_REDIS_TIMEOUT", "2"))
+WS4REDIS_REDIS_HEALTH_INTERVAL = float(os.environ.get("WS4REDIS_TEST_REDIS_HEALTH_INTERVAL", "2"))
+WS4REDIS_METRICS_URL = os.environ.get("WS4REDIS_TEST_METRICS_URL", "/metrics")
+WS4REDIS_METRICS_ALLOWED = os.environ.get("WS4REDIS_TEST_METRICS_ALLOWED", "127.0.0.1,::1").split(",")

@@ -1,0 +1,151 @@
+"""The hub's subscription connection against a Redis that hangs, starts late or drops it."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from conftest import Http
+from helpers import start, stats
+from servers import RedisServer, wait_for_port
+
+
+def handshake(server, path="/ws/probe?subscribe-broadcast"):
+    """(accepted?, seconds the handshake took)."""
+    started = time.monotonic()
+    try:
+        ws = connect(server.ws + path, open_timeout=10)
+    except InvalidStatus as exc:
+        assert exc.response.status_code == 503
+        return False, time.monotonic() - started
+    ws.close()
+    return True, time.monotonic() - started
+
+
+def test_hung_redis_is_noticed_within_five_seconds_and_handshakes_are_then_refused_at_once(own_redis, django_setup, workdir):
+    server = start("pywsgi", own_redis, workdir, WS4REDIS_TEST_HEARTBEAT="")
+    try:
+        ws = connect(f"{server.ws}/ws/hang?subscribe-broadcast", open_timeout=5)
+        own_redis.proc.send_signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        try:
+            noticed = None
+            while time.monotonic() - stopped < 10:
+                accepted, took = handshake(server)
+                assert not accepted
+                assert took < 2.5  # before it is noticed: at most WS4REDIS_REDIS_TIMEOUT (2 s)
+                if took < 0.5:
+                    noticed = time.monotonic() - stopped
+                    break
+            assert noticed is not None and noticed < 5, noticed
+            print(f"\nhung Redis noticed after {noticed:.2f} s")
+            for _ in range(3):
+                assert handshake(server)[1] < 0.5
+            started = time.monotonic()
+            status, _, body = Http(server.http).post_json("/publish", {"facility": "hang", "message": "x", "broadcast": True})
+            took = time.monotonic() - started
+            assert status == 503 and b"Redis" in body, (status, body)
+            assert took < 3 + 1.5, took  # WS4REDIS_PUBLISHER_TIMEOUT, never retried on a timeout
+            print(f"RedisPublisher raised RedisUnavailable after {took:.2f} s")
+        finally:
+            own_redis.proc.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 10
+        while not handshake(server)[0]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        own_redis.client().publish("broadcast:hang", "after the hang")
+        assert ws.recv(timeout=5) == "after the hang"
+        ws.close()
+    finally:
+        server.stop()
+
+
+def test_redis_down_at_startup_refuses_at_once_and_the_first_handshake_after_it_is_back_is_accepted(tmp_path, django_setup, workdir):
+    redis = RedisServer(tmp_path)  # not started yet
+    server = start("pywsgi", redis, workdir, WS4REDIS_TEST_HEARTBEAT="")
+    try:
+        accepted, took = handshake(server)
+        assert not accepted and took < 0.5, took
+        time.sleep(6)  # long enough for an unchecked backoff to reach its 5 s cap
+        assert handshake(server)[1] < 0.5
+        redis.start()
+        wait_for_port(redis.port)
+        back = time.monotonic()
+        accepted, took = handshake(server)
+        print(f"\nfirst handshake after Redis came back: accepted={accepted} in {took:.3f} s")
+        assert accepted and time.monotonic() - back < 1
+    finally:
+        server.stop()
+        redis.stop()
+
+
+def test_killed_subscription_is_resubscribed_and_possibly_missed_messages_are_counted(own_redis, django_setup, workdir):
+    server = start("pywsgi", own_redis, workdir, WS4REDIS_TEST_HEARTBEAT="")
+    try:
+        ws = connect(f"{server.ws}/ws/gap?subscribe-broadcast", open_timeout=5, max_queue=None)
+        published = []
+        done = threading.Event()
+
+        def publish():
+            client = own_redis.client()
+            while not done.is_set():
+                n = len(published)
+                client.publish("broadcast:gap", str(n))
+                published.append(n)
+
+        thread = threading.Thread(target=publish)
+        thread.start()
+        time.sleep(0.3)
+        own_redis.client().client_kill_filter(_type="pubsub")
+        time.sleep(1.0)
+        done.set()
+        thread.join()
+        received = []
+        try:
+            while True:
+                received.append(int(ws.recv(timeout=1)))
+        except TimeoutError:
+            pass
+        missed = len(published) - len(received)
+        assert received[-1] == published[-1], "messages published after the resubscription must arrive"
+        metrics = stats(server)["metrics"]
+        print(f"\n{len(published)} published, {missed} missed, counted as possibly missed: {metrics['messages_possibly_missed']}, "
+              f"gap {metrics['subscription_gap_seconds'] * 1000:.0f} ms")
+        assert missed > 0, "the kill lost nothing: the test proves nothing"
+        assert metrics["redis_reconnects"] == 1
+        assert metrics["subscription_gaps"] == 1
+        assert missed <= metrics["messages_possibly_missed"] <= missed + 1000
+        ws.close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("mode_name", ["pywsgi"])
+def test_redis_restart_counts_one_reconnect(mode_name, own_redis, django_setup, workdir):
+    server = start(mode_name, own_redis, workdir, WS4REDIS_TEST_HEARTBEAT="")
+    try:
+        ws = connect(f"{server.ws}/ws/restart?subscribe-broadcast", open_timeout=5)
+        own_redis.stop()
+        own_redis.start()
+        deadline = time.monotonic() + 10
+        got, sent = None, 0
+        while got is None and time.monotonic() < deadline:
+            own_redis.client().publish("broadcast:restart", "back")
+            sent += 1
+            try:
+                got = ws.recv(timeout=0.2)
+            except TimeoutError:
+                pass
+        assert got == "back"
+        time.sleep(0.5)
+        metrics = stats(server)["metrics"]
+        assert metrics["redis_reconnects"] == 1 and metrics["subscription_gaps"] == 1
+        assert metrics["messages_possibly_missed"] >= sent - 1  # those sent before the resubscription
+        ws.close()
+    finally:
+        server.stop()
