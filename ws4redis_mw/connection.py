@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
@@ -146,7 +147,44 @@ def get_client(config: Union[Dict[str, Any], str], timeout: float = PUBLISHER_PO
             client = _clients.get(key)
             if client is None:
                 client = _clients[key] = _make_client(config, timeout)
+    follower = _followers.get(key)
+    if follower is not None:
+        follower.check()
     return client
+
+
+class _MasterFollower:
+    """Moves a Sentinel client's pool to a new master as soon as the sentinels name one.
+
+    redis-py asks the sentinels only when it opens a connection, and a pooled
+    connection to the old master keeps working until Sentinel reconfigures
+    that server (seconds later, or never if it is cut off): publishes there
+    reach nobody.  So the sentinels are asked at most every
+    :data:`MASTER_CHECK_INTERVAL` seconds, when a publisher is made.
+    """
+
+    def __init__(self, sentinel: Any, service_name: str, client: redis.Redis):
+        self.sentinel, self.service_name, self.client = sentinel, service_name, client
+        self.master: Optional[Tuple[str, int]] = None
+        self.checked = 0.0
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if now - self.checked < MASTER_CHECK_INTERVAL:
+            return
+        self.checked = now
+        try:
+            master = tuple(self.sentinel.discover_master(self.service_name))
+        except RedisError:
+            return  # the publish will say what is wrong
+        if self.master is not None and master != self.master:
+            self.client.connection_pool.disconnect()
+        self.master = (str(master[0]), int(master[1]))
+
+
+#: Seconds between two questions to the sentinels from the publisher.
+MASTER_CHECK_INTERVAL = 2.0
+_followers: Dict[Any, _MasterFollower] = {}
 
 
 def _make_client(config: Union[Dict[str, Any], str], timeout: float) -> redis.Redis:
@@ -159,6 +197,8 @@ def _make_client(config: Union[Dict[str, Any], str], timeout: float) -> redis.Re
         sentinel = Sentinel(sentinels, sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout,
                                                         **sentinel_kwargs})
         client: redis.Redis = sentinel.master_for(service_name, **{**kwargs, **limits})
+        _followers[(os.getpid(), repr(config), timeout)] = follower = _MasterFollower(sentinel, service_name, client)
+        follower.check()
         return client
     kwargs = connection_kwargs(config)
     pool = redis.BlockingConnectionPool(

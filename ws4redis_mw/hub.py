@@ -27,6 +27,10 @@ Design rules of this module:
   commands (``INFO commandstats``, read at the loss when Redis still
   answers, and every :data:`SNAPSHOT_INTERVAL` seconds otherwise): the
   difference is an upper bound of the messages this process may have missed.
+* Under Redis Sentinel the timer asks the sentinels for the master every
+  ``redis_health_interval`` seconds, and both connections move to a new
+  master as soon as they name one (Sentinel reconfigures the old master
+  only later, and until then a subscription there hears nothing).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import gevent.event
 
 from . import frames
 from .commands import CommandPipeline, RedisUnavailable
+from .connection import discover_master, is_sentinel, sentinel_config
 from .metrics import METRICS
 from .registry import Registry
 from .settings import Settings
@@ -87,6 +92,9 @@ class Hub:
         # Redis' (run_id, PUBLISH count, when read), and when the subscription was lost.
         self._publish_count: Optional[Tuple[str, int, float]] = None
         self._lost_at: Optional[float] = None
+        self._health_interval = settings.redis_health_interval
+        self._sentinel = sentinel_config(settings.connection) if is_sentinel(settings.connection) else None
+        self._master_checked = 0.0
         self._loop = gevent.get_hub().loop
         self._to_flush: List[Listener] = []
         self._flush_scheduled = False
@@ -280,12 +288,30 @@ class Hub:
             reading = self._publish_count
             if self.connected and reading is not None and time.monotonic() - reading[2] >= SNAPSHOT_INTERVAL:
                 gevent.spawn(self._refresh_publish_count)
+            if self._sentinel is not None and self.connected and time.monotonic() - self._master_checked >= self._health_interval:
+                self._master_checked = time.monotonic()
+                gevent.spawn(self._check_master)
             for listener in self._registry.all_listeners():
                 try:
                     listener.tick(now)
                 except Exception:
                     logger.exception("timer of %r failed", listener)
 
+
+    def _check_master(self) -> None:
+        """Under Sentinel: follow a failover as soon as the sentinels name another master."""
+        assert self._sentinel is not None
+        sentinels, service_name, _, sentinel_kwargs = self._sentinel
+        try:
+            master = discover_master(sentinels, service_name, sentinel_kwargs, self._timeout)
+        except Exception as exc:
+            logger.warning("asking the sentinels for the master failed: %s", exc)
+            return
+        current = self._subscription.address
+        if current is not None and (current[0], int(current[1])) != master:
+            logger.warning("the sentinels name %s:%d as master of %r, not %s:%s: reconnecting", *master, service_name, *current)
+            self._commands.close()
+            self._subscription.reconnect()
 
     def _refresh_publish_count(self, connected: bool = True) -> None:
         reading = self._read_publish_count()

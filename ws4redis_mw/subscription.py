@@ -82,6 +82,7 @@ class Subscription:
         self._stopped = False
         self._failed_once = False  # a connection attempt or connection has failed: don't make handshakes wait
         self._kick = gevent.event.Event()  # cuts the backoff short
+        self._moving = False  # reconnect() closed the connection under the reader
         self._settled = 0  # attempts that have come to an outcome
         self._settle_event = gevent.event.Event()
         #: Counts (re)connections; the command connection follows it.
@@ -104,6 +105,19 @@ class Subscription:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def address(self) -> Optional[Tuple[str, int]]:
+        """The (host, port) of the connection while connected over TCP."""
+        conn = self._conn
+        return (conn.host, conn.port) if conn is not None and self.connected and hasattr(conn, "port") else None
+
+    def reconnect(self) -> None:
+        """Drop the connection (the reader reconnects at once): Redis moved, say after a failover."""
+        conn = self._conn
+        if conn is not None:
+            self._moving = True
+            conn.disconnect()
 
     def wait_connected(self, timeout: float = CONNECT_TIMEOUT) -> bool:
         """Whether connected: the first attempt is waited for (at most ``timeout``);
@@ -183,8 +197,10 @@ class Subscription:
                 if was_up or backoff == BACKOFF_START:
                     logger.warning("Redis subscription connection lost: %s; reconnecting", exc)
             except Exception:  # never let the one reader die: every socket depends on it
-                logger.exception("Redis subscription reader failed; reconnecting")
+                if not self._moving:
+                    logger.exception("Redis subscription reader failed; reconnecting")
             finally:
+                self._moving = False
                 self._failed_once = True
                 self._on_disconnected(conn)
                 self._settle()
