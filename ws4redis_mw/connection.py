@@ -183,7 +183,7 @@ class _MasterFollower:
 
 
 #: Seconds between two questions to the sentinels from the publisher.
-MASTER_CHECK_INTERVAL = 2.0
+MASTER_CHECK_INTERVAL = 1.0
 _followers: Dict[Any, _MasterFollower] = {}
 
 
