@@ -7,10 +7,11 @@ import time
 import pytest
 from websockets.sync.client import connect
 
+from ws4redis_mw.connection import is_sentinel, sentinel_config
+
 from conftest import Http, require
 from helpers import start
 from servers import SentinelSet, redis_server_binary
-from ws4redis_mw.connection import is_sentinel, sentinel_config
 
 
 def test_sentinel_url_names_sentinels_service_db_and_passwords():

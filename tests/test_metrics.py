@@ -10,8 +10,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from helpers import start, stats
 from ws4redis_mw import metrics
+
+from helpers import start, stats
 
 SAMPLE = re.compile(r'^[a-z_][a-z0-9_]*(\{[a-z]+="[^"]*"(,[a-z]+="[^"]*")*\})? -?[0-9.e+-]+$')
 
