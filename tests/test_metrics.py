@@ -87,3 +87,12 @@ def test_metrics_url_refuses_addresses_not_allowed(own_redis, django_setup, work
         assert info.value.code == 403
     finally:
         server.stop()
+
+
+def test_grafana_dashboard_uses_only_metrics_that_exist():
+    from pathlib import Path
+
+    dashboard = (Path(__file__).resolve().parent.parent / "examples" / "deploy" / "grafana-dashboard.json").read_text()
+    families = set(re.findall(r"^# TYPE (\S+) ", metrics.exposition(), re.M))
+    used = set(re.findall(r"ws4redis_mw_[a-z_]+", dashboard)) - {"ws4redis_mw_dispatch_seconds_bucket"}
+    assert used and used <= families, used - families
