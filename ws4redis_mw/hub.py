@@ -24,9 +24,11 @@ Design rules of this module:
 * What happens is counted in :data:`ws4redis_mw.metrics.METRICS` once per
   Redis message, never per socket.  Each gap in the subscription (lost, then
   subscribed again) is measured against Redis' own count of ``PUBLISH``
-  commands (``INFO commandstats``, read at the loss when Redis still
-  answers, and every :data:`SNAPSHOT_INTERVAL` seconds otherwise): the
-  difference is an upper bound of the messages this process may have missed.
+  commands (``INFO commandstats``, read every :data:`SNAPSHOT_INTERVAL`
+  seconds while subscribed): the count after resubscribing minus the last
+  reading known to predate the loss (read before the subscription last
+  heard from Redis) is an upper bound of the messages this process may have
+  missed; if Redis restarted meanwhile (another ``run_id``), its whole count.
 * Under Redis Sentinel the timer asks the sentinels for the master every
   ``redis_health_interval`` seconds, and both connections move to a new
   master as soon as they name one (Sentinel reconfigures the old master
@@ -35,10 +37,11 @@ Design rules of this module:
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import time
-from typing import Any, Dict, Hashable, List, Optional, Protocol, Sequence, Tuple
+from typing import Any, Deque, Dict, Hashable, List, Optional, Protocol, Sequence, Tuple
 
 import gevent
 import gevent.event
@@ -58,7 +61,7 @@ logger = logging.getLogger("ws4redis_mw.hub")
 #: Seconds between two ticks of the process timer.
 TICK = 1.0
 #: Seconds between two readings of Redis' PUBLISH count while connected.
-SNAPSHOT_INTERVAL = 5.0
+SNAPSHOT_INTERVAL = 1.0
 
 
 class Listener(Hashable, Protocol):
@@ -90,8 +93,9 @@ class Hub:
                                           on_up=self._on_redis_up, on_lost=self._on_redis_lost)
         self._commands = CommandPipeline(settings.connection, lambda: self._subscription.generation, timeout=settings.redis_timeout)
         # Redis' (run_id, PUBLISH count, when read), and when the subscription was lost.
-        self._publish_count: Optional[Tuple[str, int, float]] = None
+        self._readings: Deque[Tuple[str, int, float]] = collections.deque(maxlen=8)  # (run_id, PUBLISH count, read at)
         self._lost_at: Optional[float] = None
+        self._last_heard = 0.0  # at the loss: when the subscription last read a reply
         self._health_interval = settings.redis_health_interval
         self._sentinel = sentinel_config(settings.connection) if is_sentinel(settings.connection) else None
         self._master_checked = 0.0
@@ -249,45 +253,52 @@ class Hub:
         """The reader is subscribed again (or for the first time); must not block it."""
         if not first:
             METRICS.redis_reconnects += 1
-        gevent.spawn(self._measure_gap, self._lost_at)
+        gevent.spawn(self._measure_gap, self._lost_at, self._last_heard)
         self._lost_at = None
 
     def _on_redis_lost(self) -> None:
         self._lost_at = time.monotonic()
-        gevent.spawn(self._refresh_publish_count, False)  # Redis may still answer (a killed connection): a tighter bound
+        self._last_heard = self._subscription.last_heard
 
     def _read_publish_count(self) -> Optional[Tuple[str, int, float]]:
         try:
             server, commandstats = self._commands.execute([("INFO", "server"), ("INFO", "commandstats")])
-        except Exception:  # Redis gone or not answering: keep the last reading
+        except Exception:  # Redis gone, not answering, or INFO forbidden: no reading
             return None
-        reading = (_info_field(server, "run_id"), _publish_calls(commandstats), time.monotonic())
-        return reading
+        return _info_field(server, "run_id"), _publish_calls(commandstats), time.monotonic()
 
-    def _measure_gap(self, lost_at: Optional[float]) -> None:
-        before = self._publish_count
+    def _measure_gap(self, lost_at: Optional[float], last_heard: float) -> None:
+        # Readings taken before the subscription last heard from Redis surely predate the loss.
+        readings = list(self._readings)
+        before = [reading for reading in readings if reading[2] <= last_heard]
         now = self._read_publish_count()
-        if lost_at is not None:
-            METRICS.subscription_gaps += 1
-            METRICS.subscription_gap_seconds += time.monotonic() - lost_at
-            if now is not None:
-                # Another Redis (restarted: run_id changed): every PUBLISH it has
-                # counted came after the loss.  Same Redis: those since the last reading.
-                missed = now[1] if before is None or before[0] != now[0] else max(0, now[1] - before[1])
-                METRICS.possibly_missed += missed
-                if missed:
-                    logger.warning("subscription to Redis was down %.2f s; up to %d messages may have been missed",
-                                   time.monotonic() - lost_at, missed)
+        self._readings.clear()
         if now is not None:
-            self._publish_count = now
+            self._readings.append(now)
+        if lost_at is None:
+            return
+        METRICS.subscription_gaps += 1
+        METRICS.subscription_gap_seconds += time.monotonic() - lost_at
+        if now is None:
+            return
+        if readings and readings[0][0] != now[0]:
+            missed = now[1]  # Redis restarted (another run_id): every PUBLISH it has counted came after the loss
+        elif before:
+            missed = max(0, now[1] - before[-1][1])
+        else:
+            logger.warning("subscription to Redis was down %.2f s; no reading to bound the messages missed", time.monotonic() - lost_at)
+            return
+        METRICS.possibly_missed += missed
+        if missed:
+            logger.warning("subscription to Redis was down %.2f s; up to %d messages may have been missed",
+                           time.monotonic() - lost_at, missed)
 
     def _tick_forever(self) -> None:
         while True:
             gevent.sleep(TICK)
             now = self._loop.now()
-            reading = self._publish_count
-            if self.connected and reading is not None and time.monotonic() - reading[2] >= SNAPSHOT_INTERVAL:
-                gevent.spawn(self._refresh_publish_count)
+            if self.connected and self._readings and time.monotonic() - self._readings[-1][2] >= SNAPSHOT_INTERVAL:
+                gevent.spawn(self._take_reading)
             if self._sentinel is not None and self.connected and time.monotonic() - self._master_checked >= self._health_interval:
                 self._master_checked = time.monotonic()
                 gevent.spawn(self._check_master)
@@ -313,10 +324,10 @@ class Hub:
             self._commands.close()
             self._subscription.reconnect()
 
-    def _refresh_publish_count(self, connected: bool = True) -> None:
+    def _take_reading(self) -> None:
         reading = self._read_publish_count()
-        if reading is not None and self.connected == connected:
-            self._publish_count = reading
+        if reading is not None and self.connected:
+            self._readings.append(reading)
 
 
 _clock = time.perf_counter

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import gevent
@@ -87,6 +88,8 @@ class Subscription:
         self._settle_event = gevent.event.Event()
         #: Counts (re)connections; the command connection follows it.
         self.generation = 0
+        #: ``time.monotonic()`` when the last reply was read (a message, a confirmation, a PONG).
+        self.last_heard = 0.0
 
     # -- life cycle ----------------------------------------------------------
 
@@ -222,6 +225,7 @@ class Subscription:
         conn.send_packed_command(conn.pack_commands([*commands, ("PING",)]), check_health=False)
         while not self._handle(conn.read_response()):
             pass
+        self.last_heard = time.monotonic()
         self._conn = conn
         self.generation += 1
         self._connected.set()
@@ -245,6 +249,7 @@ class Subscription:
                 ping_sent = True
                 continue
             reply = conn.read_response()
+            self.last_heard = time.monotonic()
             ping_sent = False
             if self._handle(reply) is None:
                 dispatched += 1
