@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -155,3 +156,46 @@ def test_redis_restart_is_resubscribed_within_half_a_second_and_counted(own_redi
 
 
 SNAPSHOT_WAIT = 0.5  # the hub reads Redis' PUBLISH count in a greenlet of its own after resubscribing
+
+
+def test_output_buffer_kill_during_a_worker_stall_is_resubscribed_and_counted(own_redis, django_setup, workdir):
+    """The worker stops reading for 4 s (SIGSTOP), Redis drops its subscription past a 256 KiB output buffer."""
+    own_redis.client().config_set("client-output-buffer-limit", "pubsub 262144 262144 0")
+    server = start("pywsgi", own_redis, workdir, WS4REDIS_TEST_HEARTBEAT="")
+    try:
+        ws = connect(f"{server.ws}/ws/stall?subscribe-broadcast", open_timeout=5, max_queue=None)
+        time.sleep(1.5)  # a reading of Redis' PUBLISH count before the stall
+        worker = server.pids()[-1]
+        client, payload, sent = own_redis.client(), "x" * 1000, 0
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            stalled = time.monotonic()
+            while time.monotonic() - stalled < 4:
+                client.publish("broadcast:stall", f"{sent} {payload}")
+                sent += 1
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        deadline = time.monotonic() + 5
+        received = []
+        while time.monotonic() < deadline:  # go on publishing until the socket hears the new ones
+            client.publish("broadcast:stall", f"{sent} {payload}")
+            sent += 1
+            try:
+                while True:
+                    received.append(int(ws.recv(timeout=0.01).split()[0]))
+            except TimeoutError:
+                pass
+            if received and received[-1] == sent - 1:
+                break
+        assert received and received[-1] == sent - 1, "nothing published after the stall arrived"
+        time.sleep(0.5)
+        metrics = stats(server)["metrics"]
+        missed = sent - len(received)
+        print(f"\noutput-buffer kill during a 4 s stall: {sent} published, {missed} missed, "
+              f"{metrics['messages_possibly_missed']} counted as possibly missed")
+        assert missed > 0
+        assert metrics["redis_reconnects"] == 1
+        assert missed <= metrics["messages_possibly_missed"] <= sent
+        ws.close()
+    finally:
+        server.stop()
