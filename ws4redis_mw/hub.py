@@ -92,8 +92,8 @@ class Hub:
                                           health_interval=settings.redis_health_interval,
                                           on_up=self._on_redis_up, on_lost=self._on_redis_lost)
         self._commands = CommandPipeline(settings.connection, lambda: self._subscription.generation, timeout=settings.redis_timeout)
-        # Redis' (run_id, PUBLISH count, when read), and when the subscription was lost.
         self._readings: Deque[Tuple[str, int, float]] = collections.deque(maxlen=8)  # (run_id, PUBLISH count, read at)
+        self._reading_due = 0.0
         self._lost_at: Optional[float] = None
         self._last_heard = 0.0  # at the loss: when the subscription last read a reply
         self._health_interval = settings.redis_health_interval
@@ -297,7 +297,8 @@ class Hub:
         while True:
             gevent.sleep(TICK)
             now = self._loop.now()
-            if self.connected and self._readings and time.monotonic() - self._readings[-1][2] >= SNAPSHOT_INTERVAL:
+            if self.connected and time.monotonic() >= self._reading_due:
+                self._reading_due = time.monotonic() + SNAPSHOT_INTERVAL
                 gevent.spawn(self._take_reading)
             if self._sentinel is not None and self.connected and time.monotonic() - self._master_checked >= self._health_interval:
                 self._master_checked = time.monotonic()
@@ -307,7 +308,6 @@ class Hub:
                     listener.tick(now)
                 except Exception:
                     logger.exception("timer of %r failed", listener)
-
 
     def _check_master(self) -> None:
         """Under Sentinel: follow a failover as soon as the sentinels name another master."""
