@@ -100,24 +100,43 @@ def sentinel_config(config: Union[Dict[str, Any], str]) -> SentinelConfig:
 
 def discover_master(sentinels: List[Tuple[str, int]], service_name: str, sentinel_kwargs: Dict[str, Any],
                     timeout: Optional[float]) -> Tuple[str, int]:
-    """The master's address, from the first sentinel that knows it (over gevent sockets)."""
-    errors = []
-    for host, port in sentinels:
-        conn: Connection = GeventConnection(host=host, port=port, socket_timeout=timeout, socket_connect_timeout=timeout, protocol=2,
-                                lib_name=None, lib_version=None, **sentinel_kwargs)
+    """The master's address, asked of every sentinel at once (over gevent sockets).
+
+    The answer with the highest ``config-epoch`` wins: right after a failover
+    the sentinel that ran it knows the new master before the others hear of
+    it.  Sentinels that do not answer within ``timeout`` are left out, and
+    one that sees the master down (``s_down``, ``o_down``) is not believed.
+    """
+    import gevent
+
+    def ask(host: str, port: int) -> Tuple[int, str, int]:
+        conn: Connection = GeventConnection(host=host, port=port, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                            protocol=2, lib_name=None, lib_version=None, **sentinel_kwargs)
         try:
             conn.connect()
-            conn.send_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", service_name, check_health=False)
+            conn.send_command("SENTINEL", "MASTER", service_name, check_health=False)
             reply = conn.read_response()
-        except (RedisError, OSError) as exc:
-            errors.append(f"{host}:{port}: {exc}")
-            continue
         finally:
             conn.disconnect()
-        if reply:
-            return reply[0].decode(), int(reply[1])
-        errors.append(f"{host}:{port}: no master named {service_name!r}")
-    raise RedisConnectionError("no sentinel gave the master's address (" + "; ".join(errors) + ")")
+        fields = {reply[i].decode(): reply[i + 1].decode() for i in range(0, len(reply) - 1, 2)}
+        if "s_down" in fields["flags"] or "o_down" in fields["flags"]:
+            raise RedisConnectionError(f"sees master {fields['ip']}:{fields['port']} down ({fields['flags']})")
+        return int(fields.get("config-epoch", 0)), fields["ip"], int(fields["port"])
+
+    jobs = [gevent.spawn(ask, host, port) for host, port in sentinels]
+    gevent.joinall(jobs, timeout=(timeout or 5.0) + 0.5)
+    answers: List[Tuple[int, str, int]] = []
+    errors: List[str] = []
+    for (host, port), job in zip(sentinels, jobs, strict=True):
+        if job.successful() and job.value is not None:
+            answers.append(job.value)
+        else:
+            job.kill(block=False)
+            errors.append(f"{host}:{port}: {job.exception or 'no answer in time'}")
+    if not answers:
+        raise RedisConnectionError(f"no sentinel gave the address of master {service_name!r} (" + "; ".join(errors) + ")")
+    _, host, port = max(answers)
+    return host, port
 
 
 def _connection_class(kwargs: Dict[str, Any]) -> type:

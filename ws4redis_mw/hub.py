@@ -29,10 +29,11 @@ Design rules of this module:
   reading known to predate the loss (read before the subscription last
   heard from Redis) is an upper bound of the messages this process may have
   missed; if Redis restarted meanwhile (another ``run_id``), its whole count.
-* Under Redis Sentinel the timer asks the sentinels for the master every
-  ``redis_health_interval`` seconds, and both connections move to a new
-  master as soon as they name one (Sentinel reconfigures the old master
-  only later, and until then a subscription there hears nothing).
+* Under Redis Sentinel both connections move to a new master as soon as the
+  sentinels announce it (``+switch-master``, :mod:`ws4redis_mw.sentinel`),
+  or at the latest when the timer next asks them (every
+  ``redis_health_interval`` seconds): Sentinel reconfigures the old master
+  only later, and until then a subscription there hears nothing.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from .commands import CommandPipeline, RedisUnavailable
 from .connection import discover_master, is_sentinel, sentinel_config
 from .metrics import METRICS
 from .registry import Registry
+from .sentinel import SentinelWatcher
 from .settings import Settings
 from .subscription import Subscription
 
@@ -99,6 +101,11 @@ class Hub:
         self._health_interval = settings.redis_health_interval
         self._sentinel = sentinel_config(settings.connection) if is_sentinel(settings.connection) else None
         self._master_checked = 0.0
+        self._watcher: Optional[SentinelWatcher] = None
+        if self._sentinel is not None:
+            sentinels, service_name, _, sentinel_kwargs = self._sentinel
+            self._watcher = SentinelWatcher(sentinels, service_name, sentinel_kwargs, settings.redis_timeout,
+                                            self._master_switched)
         self._loop = gevent.get_hub().loop
         self._to_flush: List[Listener] = []
         self._flush_scheduled = False
@@ -109,6 +116,8 @@ class Hub:
 
     def start(self) -> None:
         self._subscription.start()
+        if self._watcher is not None:
+            self._watcher.start()
         if self._timer is None:
             self._timer = gevent.spawn(self._tick_forever)
 
@@ -116,6 +125,8 @@ class Hub:
         """Stop the greenlets and close both connections (tests, shutdown)."""
         if self._timer is not None:
             self._timer.kill(block=True, timeout=2)
+        if self._watcher is not None:
+            self._watcher.stop()
         self._subscription.stop()
         self._commands.close()
 
@@ -308,6 +319,9 @@ class Hub:
                     listener.tick(now)
                 except Exception:
                     logger.exception("timer of %r failed", listener)
+
+    def _master_switched(self) -> None:
+        gevent.spawn(self._check_master)
 
     def _check_master(self) -> None:
         """Under Sentinel: follow a failover as soon as the sentinels name another master."""
