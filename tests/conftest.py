@@ -55,6 +55,16 @@ def django_setup(redis_server):
     subprocess.run([PYTHON, "-m", "django", "migrate", "-v0"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
 
 
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of the test's own (its clients and channels are the test's alone)."""
+    require(redis_server_binary() is not None, "redis-server is not installed (apt-get install redis-server)")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
 def start_server(mode, redis_url, workdir, env=None) -> Server:
     reason = mode.unavailable()
     require(reason is None, f"{mode.name}: {reason}")

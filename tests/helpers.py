@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import time
+import urllib.request
 from typing import List, Tuple
 
 TIMEOUT = 5
@@ -212,3 +214,16 @@ def open_descriptors(server) -> int:
     import psutil
 
     return sum(psutil.Process(pid).num_fds() for pid in server.pids())
+def start(mode_name: str, redis, workdir, **env):
+    """One server mode of the test project on ``redis`` (a RedisServer), with WS4REDIS_TEST_* ``env``."""
+    from conftest import start_server
+    from servers import SERVER_MODES
+
+    mode = next(m for m in SERVER_MODES if m.name == mode_name)
+    return start_server(mode, redis.url, workdir, env)
+
+
+def stats(server) -> dict:
+    """The test project's /stats: the hubs, greenlets, RSS and ws4redis_mw.stats() of the server process."""
+    with urllib.request.urlopen(server.http + "/stats", timeout=10) as response:
+        return json.loads(response.read())

@@ -78,10 +78,11 @@ class RedisServer:
     :attr:`unix_url` names it.
     """
 
-    def __init__(self, workdir: Path, unix_socket: bool = False):
+    def __init__(self, workdir: Path, unix_socket: bool = False, extra_args: Tuple[str, ...] = ()):
         self.port = free_port()
         self.workdir = workdir
         self.unix_path = workdir / "redis.sock" if unix_socket else None
+        self.extra_args = extra_args
         self.proc: Optional[subprocess.Popen] = None
 
     @property
@@ -99,7 +100,7 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.workdir), "--maxclients", "10000",
-             *(["--unixsocket", str(self.unix_path)] if self.unix_path else [])],
+             *(["--unixsocket", str(self.unix_path)] if self.unix_path else []), *self.extra_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port, self.proc)
@@ -113,6 +114,75 @@ class RedisServer:
         import redis
 
         return redis.Redis.from_url(self.url)
+
+
+class SentinelSet:
+    """A master, a replica and three sentinels (``redis-server --sentinel``) on 127.0.0.1, service ``mymaster``."""
+
+    SERVICE = "mymaster"
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        (workdir / "master").mkdir()
+        (workdir / "replica").mkdir()
+        self.master = RedisServer(workdir / "master")
+        self.replica = RedisServer(workdir / "replica", extra_args=("--replicaof", "127.0.0.1", str(self.master.port)))
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.sentinels: List[subprocess.Popen] = []
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{self.SERVICE}/0"
+
+    def start(self) -> None:
+        import redis
+
+        self.master.start()
+        self.replica.start()
+        binary = redis_server_binary()
+        for port in self.sentinel_ports:
+            conf = self.workdir / f"sentinel-{port}.conf"
+            conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {self.workdir}\n"
+                            f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.master.port} 2\n"
+                            f"sentinel down-after-milliseconds {self.SERVICE} 2000\n"
+                            f"sentinel failover-timeout {self.SERVICE} 10000\n")
+            self.sentinels.append(subprocess.Popen([binary, str(conf), "--sentinel"],
+                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            wait_for_port(port, self.sentinels[-1])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            known = [redis.Redis(port=port).sentinel_slaves(self.SERVICE) for port in self.sentinel_ports]
+            if all(replicas and replicas[0].get("master-link-status") == "ok" for replicas in known):
+                return
+            time.sleep(0.2)
+        raise TimeoutError("the sentinels did not find the replica in time")
+
+    def master_port(self) -> int:
+        import redis
+
+        return int(redis.Redis(port=self.sentinel_ports[0]).sentinel_get_master_addr_by_name(self.SERVICE)[1])
+
+    def failover(self, timeout: float = 30.0) -> None:
+        """SENTINEL FAILOVER, then wait until every sentinel names the replica and it says it is master."""
+        import redis
+
+        old = self.master_port()
+        redis.Redis(port=self.sentinel_ports[0]).execute_command("SENTINEL", "FAILOVER", self.SERVICE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ports = {int(redis.Redis(port=port).sentinel_get_master_addr_by_name(self.SERVICE)[1]) for port in self.sentinel_ports}
+            if ports == {self.replica.port} != {old} and redis.Redis(port=self.replica.port).execute_command("ROLE")[0] == b"master":
+                return
+            time.sleep(0.1)
+        raise TimeoutError("no failover in time")
+
+    def stop(self) -> None:
+        for proc in self.sentinels:
+            stop_process(proc)
+        self.sentinels = []
+        self.replica.stop()
+        self.master.stop()
 
 
 @dataclasses.dataclass

@@ -7,43 +7,24 @@ client and channel counts belong to that server alone.
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import time
-import urllib.request
 
 import psutil
 import pytest
 import websockets
 
 from conftest import start_server
-from helpers import KEY, masked_frame, raw_websocket, read_close_code, read_frames_until_close
+from helpers import KEY, masked_frame, raw_websocket, read_close_code, read_frames_until_close, start, stats
 from servers import SERVER_MODES, RedisServer
 
 SOCKETS = 1000
 MODES = {mode.name: mode for mode in SERVER_MODES}
 
 
-@pytest.fixture
-def own_redis(tmp_path):
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
-def start(mode_name, redis, workdir, **env):
-    return start_server(MODES[mode_name], redis.url, workdir, env)
-
-
 def redis_clients(redis) -> int:
     """Clients of redis-server other than the one asking."""
     return len(redis.client().client_list()) - 1
-
-
-def stats(server) -> dict:
-    with urllib.request.urlopen(server.http + "/stats", timeout=10) as response:
-        return json.loads(response.read())
 
 
 def worker_rss(server) -> int:

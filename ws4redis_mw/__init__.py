@@ -1,11 +1,13 @@
 """ws4redis_mw: websockets for Django, bridged to Redis pub/sub by one WSGI middleware.
 
     from ws4redis_mw import WebSocketMiddleware, RedisPublisher, RedisMessage, SELF
+    from ws4redis_mw import RedisUnavailable   # what RedisPublisher raises when Redis cannot be reached
+    from ws4redis_mw import stats              # this process's numbers (ws4redis_mw.metrics)
 """
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["WebSocketMiddleware", "RedisPublisher", "RedisMessage", "SELF", "close_all_websockets"]
+__all__ = ["WebSocketMiddleware", "RedisPublisher", "RedisMessage", "SELF", "close_all_websockets", "RedisUnavailable", "stats"]
 
 
 from typing import Any
@@ -26,6 +28,14 @@ def __getattr__(name: str) -> Any:
         from . import redis_store
 
         return getattr(redis_store, name)
+    if name == "RedisUnavailable":
+        from .errors import RedisUnavailable
+
+        return RedisUnavailable
+    if name == "stats":
+        from .metrics import stats
+
+        return stats
     if name == "close_all_websockets":
         from .shutdown import close_all_websockets
 

@@ -11,6 +11,13 @@ Design rules of this module:
 * An error reply fails only the caller whose command got it; a broken
   connection fails every caller of that batch with :class:`RedisUnavailable`
   and is replaced on the next use.
+* An idle connection may have been closed by the other side meanwhile
+  (Redis' ``timeout``, a NAT or proxy forgetting it): before a batch is
+  written, a connection that is readable (end of stream, or bytes nobody
+  asked for) is replaced.  If the batch still fails with a broken connection
+  before any reply was read, it is sent once more on a new connection; a
+  timeout is never retried (Redis may be executing it, and a hung Redis
+  must fail fast).
 * A connection older than the subscription's last reconnect may point at a
   Redis that has restarted since: it is replaced rather than found out by
   losing a publish (``generation``).
@@ -27,25 +34,31 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .connection import hub_connection
+from .errors import RedisUnavailable
 from .ondemand import OnDemand
 
 __all__ = ["CommandPipeline", "RedisUnavailable", "CONNECTION_ERRORS", "CONNECT_TIMEOUT"]
 
-#: Seconds to wait for Redis to connect, answer or confirm a subscription.
-CONNECT_TIMEOUT = 3.0
+#: Default seconds to wait for Redis to connect, answer or confirm a subscription
+#: (``WS4REDIS_REDIS_TIMEOUT``).
+CONNECT_TIMEOUT = 2.0
 
 CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 Command = Tuple[Any, ...]
 
 
-class RedisUnavailable(Exception):
-    """Redis cannot be reached right now."""
+class _NoReplyRead(Exception):
+    """The connection broke before the first reply of a batch: the batch may be sent again."""
+
+
+_FAILURES = (_NoReplyRead, *CONNECTION_ERRORS)
 
 
 class CommandPipeline:
-    def __init__(self, config: Union[Dict[str, Any], str], generation: Callable[[], int]):
+    def __init__(self, config: Union[Dict[str, Any], str], generation: Callable[[], int], timeout: float = CONNECT_TIMEOUT):
         self._config = config
+        self._timeout = timeout
         self._generation = generation
         self._conn: Optional[AbstractConnection] = None
         self._conn_generation = -1
@@ -74,8 +87,12 @@ class CommandPipeline:
             batch, self._queue = self._queue, []
             commands = [command for own, _ in batch for command in own]
             try:
-                replies = self._round_trip(commands)
-            except CONNECTION_ERRORS as exc:
+                try:
+                    replies = self._round_trip(commands)
+                except _NoReplyRead:
+                    self.close()
+                    replies = self._round_trip(commands)
+            except _FAILURES as exc:
                 self.close()
                 error = RedisUnavailable(str(exc))
                 for _, result in batch:
@@ -88,9 +105,18 @@ class CommandPipeline:
 
     def _round_trip(self, commands: List[Command]) -> List[Any]:
         conn = self._connection()
-        conn.send_packed_command(conn.pack_commands(commands), check_health=False)
         replies: List[Any] = []
-        for _ in commands:
+        try:
+            conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            first = conn.read_response()
+        except ResponseError as error:
+            first = error
+        except RedisTimeoutError:
+            raise
+        except (RedisConnectionError, OSError) as exc:
+            raise _NoReplyRead(str(exc)) from exc
+        replies.append(first)
+        for _ in commands[1:]:
             try:
                 replies.append(conn.read_response())
             except ResponseError as error:  # an error reply; the next replies still follow
@@ -99,9 +125,19 @@ class CommandPipeline:
 
     def _connection(self) -> AbstractConnection:
         generation = self._generation()
+        if self._conn is not None and self._conn_generation == generation and _closed_while_idle(self._conn):
+            self.close()
         if self._conn is None or self._conn_generation != generation:
             self.close()
-            conn = hub_connection(self._config, socket_timeout=CONNECT_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT, protocol=2)
+            conn = hub_connection(self._config, socket_timeout=self._timeout, socket_connect_timeout=self._timeout, protocol=2)
             conn.connect()
             self._conn, self._conn_generation = conn, generation
         return self._conn
+
+
+def _closed_while_idle(conn: AbstractConnection) -> bool:
+    """Whether an idle connection has something to read: end of stream (closed by Redis' ``timeout``) or stray bytes."""
+    try:
+        return bool(conn.can_read(timeout=0))
+    except CONNECTION_ERRORS:
+        return True

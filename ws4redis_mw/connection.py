@@ -17,15 +17,24 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from typing import TYPE_CHECKING, Any, Dict, Union
+import time
+import urllib.parse
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
 import redis
+from redis.backoff import NoBackoff
 from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection, parse_url
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.retry import Retry
 
 if TYPE_CHECKING:
     import gevent.socket
 
-__all__ = ["connection_kwargs", "get_client", "hub_connection"]
+__all__ = ["connection_kwargs", "get_client", "hub_connection", "is_sentinel", "sentinel_config", "discover_master"]
+
+SENTINEL_SCHEME = "redis+sentinel"
+SENTINEL_PORT = 26379
 
 _clients: Dict[Any, redis.Redis] = {}
 _clients_lock = threading.Lock()
@@ -44,39 +53,187 @@ def connection_kwargs(config: Union[Dict[str, Any], str]) -> Dict[str, Any]:
     return kwargs
 
 
+def is_sentinel(config: Union[Dict[str, Any], str]) -> bool:
+    """Whether ``config`` names a Redis Sentinel set-up."""
+    if isinstance(config, str):
+        return config.startswith(SENTINEL_SCHEME + "://")
+    return "sentinels" in config
+
+
+SentinelConfig = Tuple[List[Tuple[str, int]], str, Dict[str, Any], Dict[str, Any]]
+
+
+def sentinel_config(config: Union[Dict[str, Any], str]) -> SentinelConfig:
+    """(sentinel addresses, service name, arguments for the master, arguments for the sentinels)."""
+    if isinstance(config, str):
+        url = urllib.parse.urlsplit(config)
+        userinfo, _, hosts = url.netloc.rpartition("@")
+        kwargs: Dict[str, Any] = {}
+        if userinfo:
+            username, _, password = userinfo.partition(":")
+            if username:
+                kwargs["username"] = urllib.parse.unquote(username)
+            if password:
+                kwargs["password"] = urllib.parse.unquote(password)
+        sentinels = []
+        for host in hosts.split(","):
+            name, _, port = host.rpartition(":")
+            if not name or host.endswith("]"):  # no port given
+                name, port = host, ""
+            sentinels.append((name.strip("[]"), int(port or SENTINEL_PORT)))
+        parts = [urllib.parse.unquote(part) for part in url.path.split("/") if part]
+        if not parts:
+            raise ValueError(f"{SENTINEL_SCHEME}:// URL without a service name: {config!r}")
+        if len(parts) > 1:
+            kwargs["db"] = int(parts[1])
+        query = dict(urllib.parse.parse_qsl(url.query))
+        sentinel_kwargs = {key[len("sentinel_"):]: query.pop(key) for key in list(query) if key.startswith("sentinel_")}
+        if "db" in query:
+            kwargs["db"] = int(query.pop("db"))
+        return sentinels, parts[0], kwargs, sentinel_kwargs
+    rest = dict(config)
+    sentinels = [(str(host), int(port)) for host, port in rest.pop("sentinels")]
+    service_name = str(rest.pop("service_name"))
+    sentinel_kwargs = dict(rest.pop("sentinel_kwargs", None) or {})
+    return sentinels, service_name, {k: v for k, v in rest.items() if v is not None}, sentinel_kwargs
+
+
+def discover_master(sentinels: List[Tuple[str, int]], service_name: str, sentinel_kwargs: Dict[str, Any],
+                    timeout: Optional[float]) -> Tuple[str, int]:
+    """The master's address, asked of every sentinel at once (over gevent sockets).
+
+    The answer with the highest ``config-epoch`` wins: right after a failover
+    the sentinel that ran it knows the new master before the others hear of
+    it.  Sentinels that do not answer within ``timeout`` are left out, and
+    one that sees the master down (``s_down``, ``o_down``) is not believed.
+    """
+    import gevent
+
+    def ask(host: str, port: int) -> Tuple[int, str, int]:
+        conn: Connection = GeventConnection(host=host, port=port, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                            protocol=2, lib_name=None, lib_version=None, **sentinel_kwargs)
+        try:
+            conn.connect()
+            conn.send_command("SENTINEL", "MASTER", service_name, check_health=False)
+            reply = conn.read_response()
+        finally:
+            conn.disconnect()
+        fields = {reply[i].decode(): reply[i + 1].decode() for i in range(0, len(reply) - 1, 2)}
+        if "s_down" in fields["flags"] or "o_down" in fields["flags"]:
+            raise RedisConnectionError(f"sees master {fields['ip']}:{fields['port']} down ({fields['flags']})")
+        return int(fields.get("config-epoch", 0)), fields["ip"], int(fields["port"])
+
+    jobs = [gevent.spawn(ask, host, port) for host, port in sentinels]
+    gevent.joinall(jobs, timeout=(timeout or 5.0) + 0.5)
+    answers: List[Tuple[int, str, int]] = []
+    errors: List[str] = []
+    for (host, port), job in zip(sentinels, jobs, strict=True):
+        if job.successful() and job.value is not None:
+            answers.append(job.value)
+        else:
+            job.kill(block=False)
+            errors.append(f"{host}:{port}: {job.exception or 'no answer in time'}")
+    if not answers:
+        raise RedisConnectionError(f"no sentinel gave the address of master {service_name!r} (" + "; ".join(errors) + ")")
+    _, host, port = max(answers)
+    return host, port
+
+
 def _connection_class(kwargs: Dict[str, Any]) -> type:
     return kwargs.pop("connection_class", None) or (UnixDomainSocketConnection if "path" in kwargs else Connection)
 
 
-#: Connections the publisher's pool opens at most per process, and seconds a
-#: publish waits for one to be free.  Bounded, because under gevent every
+#: Connections the publisher's pool opens at most per process, and the
+#: default seconds a publish waits for one to be free or for a reply
+#: (``WS4REDIS_PUBLISHER_TIMEOUT``).  Bounded, because under gevent every
 #: concurrent request is a greenlet and an unbounded pool opens one
 #: connection for each request that publishes at the same moment.
 PUBLISHER_MAX_CONNECTIONS = 4
-PUBLISHER_POOL_TIMEOUT = 5.0
+PUBLISHER_POOL_TIMEOUT = 3.0
 
 
-def get_client(config: Union[Dict[str, Any], str]) -> redis.Redis:
-    """The process's redis-py client for ``config`` (one bounded pool per process and config)."""
-    key = (os.getpid(), repr(config))
+def get_client(config: Union[Dict[str, Any], str], timeout: float = PUBLISHER_POOL_TIMEOUT) -> redis.Redis:
+    """The process's redis-py client for ``config`` (one bounded pool per process and config).
+
+    ``timeout`` bounds connecting, waiting for a pooled connection and each
+    reply.  A connection error (a pooled connection Redis closed while idle)
+    is retried once on a new connection; a timeout is not.
+    """
+    key = (os.getpid(), repr(config), timeout)
     client = _clients.get(key)
     if client is None:
         with _clients_lock:
             client = _clients.get(key)
             if client is None:
-                kwargs = connection_kwargs(config)
-                pool = redis.BlockingConnectionPool(
-                    connection_class=_connection_class(kwargs),
-                    max_connections=PUBLISHER_MAX_CONNECTIONS,
-                    timeout=PUBLISHER_POOL_TIMEOUT,
-                    **kwargs,
-                )
-                client = _clients[key] = redis.Redis(connection_pool=pool)
+                client = _clients[key] = _make_client(config, timeout)
+    follower = _followers.get(key)
+    if follower is not None:
+        follower.check()
     return client
+
+
+class _MasterFollower:
+    """Moves a Sentinel client's pool to a new master as soon as the sentinels name one.
+
+    redis-py asks the sentinels only when it opens a connection, and a pooled
+    connection to the old master keeps working until Sentinel reconfigures
+    that server (seconds later, or never if it is cut off): publishes there
+    reach nobody.  So the sentinels are asked at most every
+    :data:`MASTER_CHECK_INTERVAL` seconds, when a publisher is made.
+    """
+
+    def __init__(self, sentinel: Any, service_name: str, client: redis.Redis):
+        self.sentinel, self.service_name, self.client = sentinel, service_name, client
+        self.master: Optional[Tuple[str, int]] = None
+        self.checked = 0.0
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if now - self.checked < MASTER_CHECK_INTERVAL:
+            return
+        self.checked = now
+        try:
+            master = tuple(self.sentinel.discover_master(self.service_name))
+        except RedisError:
+            return  # the publish will say what is wrong
+        if self.master is not None and master != self.master:
+            self.client.connection_pool.disconnect()
+        self.master = (str(master[0]), int(master[1]))
+
+
+#: Seconds between two questions to the sentinels from the publisher.
+MASTER_CHECK_INTERVAL = 1.0
+_followers: Dict[Any, _MasterFollower] = {}
+
+
+def _make_client(config: Union[Dict[str, Any], str], timeout: float) -> redis.Redis:
+    limits = {"socket_timeout": timeout, "socket_connect_timeout": timeout,
+              "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))}
+    if is_sentinel(config):
+        from redis.sentinel import Sentinel
+
+        sentinels, service_name, kwargs, sentinel_kwargs = sentinel_config(config)
+        sentinel = Sentinel(sentinels, sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout,
+                                                        **sentinel_kwargs})
+        client: redis.Redis = sentinel.master_for(service_name, **{**kwargs, **limits})
+        _followers[(os.getpid(), repr(config), timeout)] = follower = _MasterFollower(sentinel, service_name, client)
+        follower.check()
+        return client
+    kwargs = connection_kwargs(config)
+    pool = redis.BlockingConnectionPool(
+        connection_class=_connection_class(kwargs),
+        max_connections=PUBLISHER_MAX_CONNECTIONS,
+        timeout=timeout,
+        **{**kwargs, **limits},
+    )
+    return redis.Redis(connection_pool=pool)
 
 
 class GeventConnection(Connection):
     """A TCP connection whose socket is always a gevent socket."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        Connection.__init__(self, **kwargs)
 
     def _connect(self) -> gevent.socket.socket:
         import gevent.socket
@@ -106,9 +263,31 @@ class GeventUnixConnection(UnixDomainSocketConnection):
         return sock
 
 
+class SentinelConnection(GeventConnection):
+    """A gevent TCP connection to whichever server the sentinels name as master, checked with ``ROLE``."""
+
+    def __init__(self, *, sentinels: List[Tuple[str, int]], service_name: str, sentinel_kwargs: Dict[str, Any], **kwargs: Any):
+        super().__init__(**kwargs)
+        self.sentinels, self.service_name, self.sentinel_kwargs = sentinels, service_name, sentinel_kwargs
+
+    def connect(self) -> None:
+        self.host, self.port = discover_master(self.sentinels, self.service_name, self.sentinel_kwargs, self.socket_connect_timeout)
+        Connection.connect(self)
+        Connection.send_command(self, "ROLE", check_health=False)
+        role = self.read_response()
+        if not role or role[0] != b"master":
+            Connection.disconnect(self)
+            raise RedisConnectionError(f"{self.host}:{self.port}, named master of {self.service_name!r}, is not a master (yet)")
+
+
 def hub_connection(config: Union[Dict[str, Any], str], **overrides: Any) -> Connection:
     """A single connection with a gevent socket, for the hub's greenlets."""
     from gevent import monkey
+
+    if is_sentinel(config):
+        sentinels, service_name, kwargs, sentinel_kwargs = sentinel_config(config)
+        return SentinelConnection(sentinels=sentinels, service_name=service_name, sentinel_kwargs=sentinel_kwargs,
+                                  **{**kwargs, **overrides})
 
     kwargs = {**connection_kwargs(config), **overrides}
     cls = _connection_class(kwargs)

@@ -21,20 +21,38 @@ Design rules of this module:
   and a burst still leaves in one write per socket.
 * One timer greenlet ticks every :data:`TICK` seconds for every socket
   (heartbeats, pings, close timeouts), rather than a timer per socket.
+* What happens is counted in :data:`ws4redis_mw.metrics.METRICS` once per
+  Redis message, never per socket.  Each gap in the subscription (lost, then
+  subscribed again) is measured against Redis' own count of ``PUBLISH``
+  commands (``INFO commandstats``, read every :data:`SNAPSHOT_INTERVAL`
+  seconds while subscribed): the count after resubscribing minus the last
+  reading known to predate the loss (read before the subscription last
+  heard from Redis) is an upper bound of the messages this process may have
+  missed; if Redis restarted meanwhile (another ``run_id``), its whole count.
+* Under Redis Sentinel both connections move to a new master as soon as the
+  sentinels announce it (``+switch-master``, :mod:`ws4redis_mw.sentinel`),
+  or at the latest when the timer next asks them (every
+  ``redis_health_interval`` seconds): Sentinel reconfigures the old master
+  only later, and until then a subscription there hears nothing.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
-from typing import Any, Dict, Hashable, List, Optional, Protocol, Sequence, Tuple
+import time
+from typing import Any, Deque, Dict, Hashable, List, Optional, Protocol, Sequence, Tuple
 
 import gevent
 import gevent.event
 
 from . import frames
-from .commands import CONNECT_TIMEOUT, CommandPipeline, RedisUnavailable
+from .commands import CommandPipeline, RedisUnavailable
+from .connection import discover_master, is_sentinel, sentinel_config
+from .metrics import METRICS
 from .registry import Registry
+from .sentinel import SentinelWatcher
 from .settings import Settings
 from .subscription import Subscription
 
@@ -44,6 +62,8 @@ logger = logging.getLogger("ws4redis_mw.hub")
 
 #: Seconds between two ticks of the process timer.
 TICK = 1.0
+#: Seconds between two readings of Redis' PUBLISH count while connected.
+SNAPSHOT_INTERVAL = 1.0
 
 
 class Listener(Hashable, Protocol):
@@ -61,12 +81,31 @@ class Listener(Hashable, Protocol):
     def server_close(self, code: frames.CloseCode, reason: str) -> None:
         """Close the socket from the server side; must not block."""
 
+    @property
+    def backlog(self) -> int:
+        """Bytes queued for the client that the kernel has not taken."""
+
 
 class Hub:
     def __init__(self, settings: Settings):
+        self._timeout = settings.redis_timeout
         self._registry: Registry[Listener] = Registry()
-        self._subscription = Subscription(settings.connection, self._registry, self._dispatch)
-        self._commands = CommandPipeline(settings.connection, lambda: self._subscription.generation)
+        self._subscription = Subscription(settings.connection, self._registry, self._dispatch, timeout=settings.redis_timeout,
+                                          health_interval=settings.redis_health_interval,
+                                          on_up=self._on_redis_up, on_lost=self._on_redis_lost)
+        self._commands = CommandPipeline(settings.connection, lambda: self._subscription.generation, timeout=settings.redis_timeout)
+        self._readings: Deque[Tuple[str, int, float]] = collections.deque(maxlen=8)  # (run_id, PUBLISH count, read at)
+        self._reading_due = 0.0
+        self._lost_at: Optional[float] = None
+        self._last_heard = 0.0  # at the loss: when the subscription last read a reply
+        self._health_interval = settings.redis_health_interval
+        self._sentinel = sentinel_config(settings.connection) if is_sentinel(settings.connection) else None
+        self._master_checked = 0.0
+        self._watcher: Optional[SentinelWatcher] = None
+        if self._sentinel is not None:
+            sentinels, service_name, _, sentinel_kwargs = self._sentinel
+            self._watcher = SentinelWatcher(sentinels, service_name, sentinel_kwargs, settings.redis_timeout,
+                                            self._master_switched)
         self._loop = gevent.get_hub().loop
         self._to_flush: List[Listener] = []
         self._flush_scheduled = False
@@ -77,6 +116,8 @@ class Hub:
 
     def start(self) -> None:
         self._subscription.start()
+        if self._watcher is not None:
+            self._watcher.start()
         if self._timer is None:
             self._timer = gevent.spawn(self._tick_forever)
 
@@ -84,6 +125,8 @@ class Hub:
         """Stop the greenlets and close both connections (tests, shutdown)."""
         if self._timer is not None:
             self._timer.kill(block=True, timeout=2)
+        if self._watcher is not None:
+            self._watcher.stop()
         self._subscription.stop()
         self._commands.close()
 
@@ -91,8 +134,8 @@ class Hub:
     def connected(self) -> bool:
         return self._subscription.connected
 
-    def wait_connected(self, timeout: float = CONNECT_TIMEOUT) -> bool:
-        return self._subscription.wait_connected(timeout)
+    def wait_connected(self, timeout: Optional[float] = None) -> bool:
+        return self._subscription.wait_connected(self._timeout if timeout is None else timeout)
 
     def close_all(self, code: frames.CloseCode = frames.CloseCode.GOING_AWAY, reason: str = "server shutting down") -> List[Listener]:
         """Start closing every local socket with ``code``; returns them."""
@@ -116,27 +159,41 @@ class Hub:
     def listener_count(self) -> int:
         return len(self._registry)
 
+    @property
+    def channel_count(self) -> int:
+        return self._registry.channel_count
+
+    def backlog_bytes(self) -> int:
+        """Bytes queued for every local socket that the kernel has not taken."""
+        return sum(listener.backlog for listener in self._registry.all_listeners())
+
     def stats(self) -> Dict[str, Any]:
-        return {"connected": self.connected, "channels": self._registry.channel_count, "listeners": len(self._registry)}
+        return {"connected": self.connected, "channels": self._registry.channel_count, "listeners": len(self._registry),
+                "backlog_bytes": self.backlog_bytes()}
 
     # -- subscriptions -------------------------------------------------------
 
-    def attach(self, listener: Listener, channels: Sequence[str], timeout: float = CONNECT_TIMEOUT) -> List[Optional[bytes]]:
+    def attach(self, listener: Listener, channels: Sequence[str], timeout: Optional[float] = None) -> List[Optional[bytes]]:
         """Subscribe ``listener`` to ``channels``; return each channel's kept message (or ``None``).
 
         Raises :class:`RedisUnavailable` (with nothing left attached) if Redis
-        is down or does not confirm within ``timeout`` seconds.
+        is down or does not confirm within ``timeout`` seconds (default
+        ``WS4REDIS_REDIS_TIMEOUT``).
         """
+        if timeout is None:
+            timeout = self._timeout
         if not self._subscription.wait_connected(timeout):
             raise RedisUnavailable("not connected to Redis")
         new = self._registry.add(listener, channels)
         try:
             self._subscription.subscribe(new)
             self._subscription.wait_confirmed(channels, timeout)
-            return self.kept_messages(channels) if channels else []
+            kept = self.kept_messages(channels) if channels else []
         except BaseException:
             self.detach(listener)
             raise
+        METRICS.handshakes_accepted += 1
+        return kept
 
     def detach(self, listener: Listener) -> None:
         """Remove ``listener`` everywhere; unsubscribe channels nobody wants any more."""
@@ -153,7 +210,12 @@ class Hub:
             if expire > 0:
                 commands.append(("SET", channel, payload, "EX", expire))
         if commands:
-            self._execute(commands)
+            try:
+                self._execute(commands)
+            except RedisUnavailable:
+                METRICS.publish_failures["socket"] += 1
+                raise
+            METRICS.published["socket"] += len(channels)
 
     def kept_messages(self, channels: Sequence[str]) -> List[Optional[bytes]]:
         """The kept message of each channel, ``None`` where there is none."""
@@ -171,12 +233,14 @@ class Hub:
         listeners = self._registry.listeners(channel)
         if not listeners:
             return
+        started = _clock()
         frame = frames.encode_message(payload)
         for listener in list(listeners):
             try:
                 listener.deliver(channel, payload, frame)
             except Exception:  # one broken socket must not starve the others
                 logger.exception("delivery to %r failed", listener)
+        METRICS.dispatched(len(listeners), _clock() - started)
 
     def flush_soon(self, listener: Listener) -> None:
         """Have ``listener.flush()`` called once the running greenlet yields."""
@@ -194,15 +258,111 @@ class Hub:
             except Exception:
                 logger.exception("writing to %r failed", listener)
 
+    # -- gaps in the subscription --------------------------------------------
+
+    def _on_redis_up(self, first: bool) -> None:
+        """The reader is subscribed again (or for the first time); must not block it."""
+        if not first:
+            METRICS.redis_reconnects += 1
+        gevent.spawn(self._measure_gap, self._lost_at, self._last_heard)
+        self._lost_at = None
+
+    def _on_redis_lost(self) -> None:
+        self._lost_at = time.monotonic()
+        self._last_heard = self._subscription.last_heard
+
+    def _read_publish_count(self) -> Optional[Tuple[str, int, float]]:
+        try:
+            server, commandstats = self._commands.execute([("INFO", "server"), ("INFO", "commandstats")])
+        except Exception:  # Redis gone, not answering, or INFO forbidden: no reading
+            return None
+        return _info_field(server, "run_id"), _publish_calls(commandstats), time.monotonic()
+
+    def _measure_gap(self, lost_at: Optional[float], last_heard: float) -> None:
+        # Readings taken before the subscription last heard from Redis surely predate the loss.
+        readings = list(self._readings)
+        before = [reading for reading in readings if reading[2] <= last_heard]
+        now = self._read_publish_count()
+        self._readings.clear()
+        if now is not None:
+            self._readings.append(now)
+        if lost_at is None:
+            return
+        METRICS.subscription_gaps += 1
+        METRICS.subscription_gap_seconds += time.monotonic() - lost_at
+        if now is None:
+            return
+        if readings and readings[0][0] != now[0]:
+            missed = now[1]  # Redis restarted (another run_id): every PUBLISH it has counted came after the loss
+        elif before:
+            missed = max(0, now[1] - before[-1][1])
+        else:
+            logger.warning("subscription to Redis was down %.2f s; no reading to bound the messages missed", time.monotonic() - lost_at)
+            return
+        METRICS.possibly_missed += missed
+        if missed:
+            logger.warning("subscription to Redis was down %.2f s; up to %d messages may have been missed",
+                           time.monotonic() - lost_at, missed)
+
     def _tick_forever(self) -> None:
         while True:
             gevent.sleep(TICK)
             now = self._loop.now()
+            if self.connected and time.monotonic() >= self._reading_due:
+                self._reading_due = time.monotonic() + SNAPSHOT_INTERVAL
+                gevent.spawn(self._take_reading)
+            if self._sentinel is not None and self.connected and time.monotonic() - self._master_checked >= self._health_interval:
+                self._master_checked = time.monotonic()
+                gevent.spawn(self._check_master)
             for listener in self._registry.all_listeners():
                 try:
                     listener.tick(now)
                 except Exception:
                     logger.exception("timer of %r failed", listener)
+
+    def _master_switched(self) -> None:
+        gevent.spawn(self._check_master)
+
+    def _check_master(self) -> None:
+        """Under Sentinel: follow a failover as soon as the sentinels name another master."""
+        assert self._sentinel is not None
+        sentinels, service_name, _, sentinel_kwargs = self._sentinel
+        try:
+            master = discover_master(sentinels, service_name, sentinel_kwargs, self._timeout)
+        except Exception as exc:
+            logger.warning("asking the sentinels for the master failed: %s", exc)
+            return
+        current = self._subscription.address
+        if current is not None and (current[0], int(current[1])) != master:
+            logger.warning("the sentinels name %s:%d as master of %r, not %s:%s: reconnecting", *master, service_name, *current)
+            self._commands.close()
+            self._subscription.reconnect()
+
+    def _take_reading(self) -> None:
+        reading = self._read_publish_count()
+        if reading is not None and self.connected:
+            self._readings.append(reading)
+
+
+_clock = time.perf_counter
+
+
+def _info_field(info: Any, name: str) -> str:
+    text = info.decode("utf-8", "replace") if isinstance(info, bytes) else str(info)
+    for line in text.splitlines():
+        if line.startswith(name + ":"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def _publish_calls(commandstats: Any) -> int:
+    """PUBLISH and SPUBLISH calls from ``INFO commandstats``."""
+    text = commandstats.decode("utf-8", "replace") if isinstance(commandstats, bytes) else str(commandstats)
+    calls = 0
+    for line in text.splitlines():
+        if line.startswith(("cmdstat_publish:", "cmdstat_spublish:")):
+            calls += int(line.split("calls=", 1)[1].split(",", 1)[0])
+    return calls
 
 
 _hubs: Dict[Tuple[int, str], Hub] = {}

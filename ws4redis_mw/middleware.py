@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Tuple, Type
 
 from werkzeug.wrappers import Request
 
-from . import audience, frames, handshake, transports
+from . import audience, events, frames, handshake, metrics, transports
 from .bridge import Bridge
 from .handshake import Refusal
 from .hub import RedisUnavailable, get_hub
@@ -80,7 +80,10 @@ class WebSocketMiddleware:
         self._settings = settings
 
     def __call__(self, environ: "WSGIEnvironment", start_response: "StartResponse") -> Iterable[bytes]:
-        if not environ.get("PATH_INFO", "").startswith(self.settings.websocket_url):
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith(self.settings.websocket_url):
+            if path == self.settings.metrics_url:
+                return metrics.serve(environ, start_response, self.settings)
             return self.app(environ, start_response)
         return self._serve_websocket(environ, start_response)
 
@@ -88,7 +91,8 @@ class WebSocketMiddleware:
         settings = self.settings
         request = Request(environ)
         upgraded = transports.already_upgraded(environ)
-        name = f"ws#{next(_ids)} {request.path!r}"  # repr: a path may hold control characters
+        environ[events.ID_KEY] = socket_id = next(_ids)
+        name = f"ws#{socket_id} {request.path!r}"  # repr: a path may hold control characters
         try:
             shake = handshake.parse(request, settings.websocket_url, upgraded=upgraded)
             transports.check_supported(environ)
@@ -130,6 +134,9 @@ class WebSocketMiddleware:
     def _attach(self, request: Any, shake: handshake.Handshake, settings: Settings, name: str) -> Tuple[WebSocket, List[Optional[bytes]]]:
         subscriber_cls = self._subscriber
         assert subscriber_cls is not None
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            request.environ[events.USER_KEY] = user.get_username()  # for the log lines
         known = subscriber_cls.allowed_flags()
         asked = [flag for flag in shake.flags if flag in known]
         allowed = set(audience.allowed_flags(request, asked, settings))
@@ -150,7 +157,7 @@ class WebSocketMiddleware:
         bridge = Bridge(settings, subscriptions=subscriptions, publishers=publishers, echo=shake.echo,
                         expire=settings.expire if user is not None else settings.anonymous_expire)
         hub = get_hub(settings)
-        socket = WebSocket(bridge, hub, name=name)
+        socket = WebSocket(bridge, hub, name=name, info=events.info_from(request.environ))
         socket.on_closed = lambda: self._counts.release(address, user)
         try:
             kept = hub.attach(socket, subscriptions)
@@ -165,7 +172,7 @@ class WebSocketMiddleware:
     def _refuse(
         self, refusal: Refusal, environ: "WSGIEnvironment", start_response: "StartResponse", upgraded: bool, name: str
     ) -> Iterable[bytes]:
-        logger.warning("%s: refused: %d %s%s", name, refusal.status, refusal.reason, f" ({refusal.logged})" if refusal.logged else "")
+        events.refused(environ, refusal.status, refusal.reason, refusal.logged)
         if not upgraded:
             return refusal.response()(environ, start_response)
         # The server already sent the 101: say it with a close frame instead.

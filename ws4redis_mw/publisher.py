@@ -5,16 +5,30 @@ Same API as ws4redis.publisher: the constructor names an audience, and
 :meth:`RedisPublisher.fetch_message` reads back the kept message of a channel.
 It uses the process's ordinary redis-py client, so it works from any view,
 thread or task.
+
+Every call is bounded by ``WS4REDIS_PUBLISHER_TIMEOUT`` (3 s: connecting,
+waiting for one of the pool's connections, each reply), whatever redis-py's
+version, and a Redis that cannot be reached raises
+:class:`ws4redis_mw.RedisUnavailable` (redis-py's error as its ``__cause__``).
+A pooled connection that Redis closed while idle is replaced and the call
+sent once more; a timeout is not retried.
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from .channels import channel_name, validate_facility
 from .connection import get_client
-from .redis_store import RedisStore, own_groups, own_sessions, own_users
+from .errors import RedisUnavailable
+from .metrics import METRICS
+from .redis_store import RedisMessage, RedisStore, own_groups, own_sessions, own_users
 from .settings import process_settings
+
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 __all__ = ["RedisPublisher"]
 
@@ -29,8 +43,18 @@ class RedisPublisher(RedisStore):
 
     def __init__(self, **kwargs: Any):
         settings = process_settings()  # read once per process
-        super().__init__(get_client(settings.connection), expire=kwargs.pop("expire", None), settings=settings)
+        super().__init__(get_client(settings.connection, settings.publisher_timeout), expire=kwargs.pop("expire", None),
+                         settings=settings)
         self._publishers = set(self._get_message_channels(**kwargs))
+
+    def publish_message(self, message: RedisMessage, expire: Optional[int] = None) -> None:
+        """Publish ``message`` and keep it; raises :class:`~ws4redis_mw.RedisUnavailable` if Redis cannot be reached in time."""
+        try:
+            super().publish_message(message, expire)
+        except _UNAVAILABLE as exc:
+            METRICS.publish_failures["django"] += 1
+            raise RedisUnavailable(f"publishing to Redis failed: {exc}") from exc
+        METRICS.published["django"] += len(self._publishers)
 
     def fetch_message(self, request: Any, facility: str, audience: str = "any") -> Optional[bytes]:
         """The kept message of ``facility`` for ``request``'s session, user, groups or broadcast.
@@ -49,7 +73,10 @@ class RedisPublisher(RedisStore):
         if audience in ("broadcast", "any"):
             names.append(channel_name(self._prefix, "broadcast", facility))
         for name in names:
-            message: Optional[bytes] = self._connection.get(name)
+            try:
+                message: Optional[bytes] = self._connection.get(name)
+            except _UNAVAILABLE as exc:
+                raise RedisUnavailable(f"reading from Redis failed: {exc}") from exc
             if message:
                 return message
         return None

@@ -3,7 +3,8 @@
 The names, meanings and defaults of the ``WEBSOCKET_URL`` and ``WS4REDIS_*``
 settings are those of django-websocket-redis 0.6, so a ws4redis site keeps its
 settings.py.  The ``WS4REDIS_MAX_*``, ``WS4REDIS_PING_*``,
-``WS4REDIS_CLOSE_TIMEOUT`` and ``WS4REDIS_ALLOWED_ORIGINS`` settings are ours;
+``WS4REDIS_CLOSE_TIMEOUT``, ``WS4REDIS_ALLOWED_ORIGINS``, ``WS4REDIS_REDIS_*``,
+``WS4REDIS_PUBLISHER_TIMEOUT`` and ``WS4REDIS_METRICS_*`` settings are ours;
 each is documented below with its unit, default and what ``None`` means.
 
 Settings are read once and handed down: a :class:`Settings` object given to
@@ -19,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from importlib import import_module
-from typing import Any, Callable, Dict, Optional, Tuple, Union, cast
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union, cast
 
 __all__ = ["Settings", "load", "process_settings", "import_string_or_callable", "SettingsError"]
 
@@ -35,7 +36,8 @@ class Settings:
     #: Path prefix under which websocket requests are taken over.
     websocket_url: str = "/ws/"
     #: A dict of redis-py connection arguments or a ``redis://``, ``rediss://``
-    #: or ``unix://`` URL.
+    #: or ``unix://`` URL; for Redis Sentinel a ``redis+sentinel://`` URL or a
+    #: dict with ``sentinels`` and ``service_name`` (:mod:`ws4redis_mw.connection`).
     connection: Union[Dict[str, Any], str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_CONNECTION))
     #: Seconds a published message is kept for clients connecting later; 0 keeps nothing.
     expire: int = 3600
@@ -103,10 +105,28 @@ class Settings:
     #: Seconds a connection may take to send its request headers in our
     #: runner and the development server; ``None``: no limit.
     handshake_timeout: Optional[float] = 10.0
+    #: Seconds the hub gives Redis to accept a connection, answer a command or
+    #: confirm a subscription before it counts as unavailable (503/1013).
+    redis_timeout: float = 2.0
+    #: Seconds of silence on the hub's subscription connection after which it
+    #: is sent a ``PING``; no answer within ``redis_timeout`` means Redis is
+    #: gone.  A hung Redis is thus noticed within their sum (4 s by default).
+    redis_health_interval: float = 2.0
+    #: Seconds a ``RedisPublisher`` call may take (connecting, waiting for a
+    #: pooled connection, each reply) before it raises
+    #: :class:`ws4redis_mw.RedisUnavailable`; applied whatever redis-py's version.
+    publisher_timeout: float = 3.0
+    #: Path at which the middleware serves Prometheus metrics (for example
+    #: ``"/ws4redis-metrics"``); ``None``: not served.
+    metrics_url: Optional[str] = None
+    #: Client addresses or networks (``"10.0.0.0/8"``) allowed to read
+    #: ``metrics_url``; others get 403.  ``["*"]``: anyone.
+    metrics_allowed: List[str] = dataclasses.field(default_factory=lambda: ["127.0.0.1", "::1"])
 
 
 _OPTIONAL_FLOAT = "optional float"
 _OPTIONAL_INT = "optional int"
+_POSITIVE_SECONDS = "positive seconds"
 
 #: field -> (Django setting, conversion); the ws4redis names where ws4redis had the setting.
 SOURCES: Dict[str, Tuple[str, Any]] = {
@@ -135,6 +155,11 @@ SOURCES: Dict[str, Tuple[str, Any]] = {
     "max_sockets_per_user": ("WS4REDIS_MAX_SOCKETS_PER_USER", _OPTIONAL_INT),
     "anonymous_expire": ("WS4REDIS_ANONYMOUS_EXPIRE", lambda value: int(value or 0)),
     "handshake_timeout": ("WS4REDIS_HANDSHAKE_TIMEOUT", _OPTIONAL_FLOAT),
+    "redis_timeout": ("WS4REDIS_REDIS_TIMEOUT", _POSITIVE_SECONDS),
+    "redis_health_interval": ("WS4REDIS_REDIS_HEALTH_INTERVAL", _POSITIVE_SECONDS),
+    "publisher_timeout": ("WS4REDIS_PUBLISHER_TIMEOUT", _POSITIVE_SECONDS),
+    "metrics_url": ("WS4REDIS_METRICS_URL", None),
+    "metrics_allowed": ("WS4REDIS_METRICS_ALLOWED", list),
 }
 
 
@@ -145,6 +170,10 @@ def _convert(conversion: Any, value: Any) -> Any:
         return None if value is None else float(value)
     if conversion == _OPTIONAL_INT:
         return None if value is None else int(value)
+    if conversion == _POSITIVE_SECONDS:
+        if not float(value) > 0:
+            raise ValueError(f"must be a number of seconds above 0, not {value!r}")
+        return float(value)
     return conversion(value)
 
 

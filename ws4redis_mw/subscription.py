@@ -6,14 +6,24 @@ Design rules of this module:
   to subscribe to is the :class:`~ws4redis_mw.registry.Registry`'s to say;
   this module sends the commands, waits for Redis' confirmations and hands
   every message to ``on_message``.
+* A connection counts as up only once Redis has answered on it: right after
+  connecting, ``SUBSCRIBE`` to every channel still wanted and a ``PING`` go
+  out in one write, and the connection is up when the ``PONG`` is back (so
+  every channel is subscribed again after one round trip, before anything
+  else is sent, and a Redis that accepts connections but does not answer,
+  such as a stopped process, is not taken for up).
 * If the connection breaks (Redis restarted, network gone), the reader
-  reconnects with capped exponential backoff plus jitter and subscribes again
-  to every channel that is still wanted; sockets stay open meanwhile.  While
-  it is down, :meth:`Subscription.wait_connected` answers at once (only a
-  process's very first connection is waited for, up to ``CONNECT_TIMEOUT``).
-* A quiet connection is checked with a ``PING`` every
-  :data:`HEALTH_INTERVAL` seconds; no answer within as long again means it
-  is dead.
+  reconnects with capped exponential backoff plus jitter; sockets stay open
+  meanwhile.  The backoff is capped at :data:`BACKOFF_MAX` while nobody needs
+  Redis and at :data:`BACKOFF_MAX_WANTED` while sockets are open, and a
+  handshake that finds Redis down starts an attempt at once
+  (:meth:`Subscription.wait_connected`, waiting at most :data:`KICK_WAIT` for
+  its outcome): the first handshake after Redis is back is accepted.
+* :meth:`Subscription.wait_connected` waits for the outcome of the first
+  attempt (at most the timeout); after a failure it answers within
+  :data:`KICK_WAIT`.
+* A quiet connection is sent a ``PING`` after ``health_interval`` seconds of
+  silence; no answer within ``timeout`` more means Redis is gone.
 * The reader yields to the other greenlets after every
   :data:`DISPATCH_BATCH` messages, so that a long burst from Redis is
   written to the sockets as it goes (and their backlogs stay small) instead of
@@ -24,7 +34,8 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any, Callable, Dict, Iterable, List, Optional, Union
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import gevent
 import gevent.event
@@ -40,19 +51,30 @@ __all__ = ["Subscription", "HEALTH_INTERVAL", "DISPATCH_BATCH"]
 
 logger = logging.getLogger("ws4redis_mw.hub")
 
-#: Seconds between PINGs on a quiet subscription connection.
-HEALTH_INTERVAL = 15.0
-#: First and largest wait, in seconds, between reconnection attempts.
-BACKOFF_START, BACKOFF_MAX = 0.1, 5.0
+#: Default seconds of silence before a PING on the subscription connection.
+HEALTH_INTERVAL = 2.0
+#: First and largest wait, in seconds, between reconnection attempts; the
+#: largest while sockets are open and waiting for Redis.
+BACKOFF_START, BACKOFF_MAX, BACKOFF_MAX_WANTED = 0.1, 5.0, 0.5
+#: Seconds a handshake that finds Redis down waits for the attempt it starts.
+KICK_WAIT = 0.25
+#: Least seconds between two attempts started by handshakes.
+KICK_GAP = 0.02
 #: Messages dispatched before the reader lets the sockets write them.
 DISPATCH_BATCH = 64
 
 
 class Subscription:
-    def __init__(self, config: Union[Dict[str, Any], str], registry: Registry[Any], on_message: Callable[[str, bytes], None]):
+    def __init__(self, config: Union[Dict[str, Any], str], registry: Registry[Any], on_message: Callable[[str, bytes], None],
+                 *, timeout: float = CONNECT_TIMEOUT, health_interval: float = HEALTH_INTERVAL,
+                 on_up: Optional[Callable[[bool], None]] = None, on_lost: Optional[Callable[[], None]] = None):
         self._config = config
         self._registry = registry
         self._on_message = on_message
+        self._timeout = timeout
+        self._health_interval = health_interval
+        self._on_up = on_up
+        self._on_lost = on_lost
         self._conn: Optional[AbstractConnection] = None
         self._write_lock = gevent.lock.Semaphore()
         self._connected = gevent.event.Event()
@@ -60,8 +82,14 @@ class Subscription:
         self._reader: Optional[gevent.Greenlet[[], None]] = None
         self._stopped = False
         self._failed_once = False  # a connection attempt or connection has failed: don't make handshakes wait
+        self._kick = gevent.event.Event()  # cuts the backoff short
+        self._moving = False  # reconnect() closed the connection under the reader
+        self._settled = 0  # attempts that have come to an outcome
+        self._settle_event = gevent.event.Event()
         #: Counts (re)connections; the command connection follows it.
         self.generation = 0
+        #: ``time.monotonic()`` when the last reply was read (a message, a confirmation, a PONG).
+        self.last_heard = 0.0
 
     # -- life cycle ----------------------------------------------------------
 
@@ -81,12 +109,39 @@ class Subscription:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def address(self) -> Optional[Tuple[str, int]]:
+        """The (host, port) of the connection while connected over TCP."""
+        conn = self._conn
+        return (conn.host, conn.port) if conn is not None and self.connected and hasattr(conn, "port") else None
+
+    def reconnect(self) -> None:
+        """Drop the connection (the reader reconnects at once): Redis moved, say after a failover."""
+        conn = self._conn
+        if conn is not None:
+            self._moving = True
+            conn.disconnect()
+
     def wait_connected(self, timeout: float = CONNECT_TIMEOUT) -> bool:
-        """Wait for the first connection; once a try has failed, answer at once."""
+        """Whether connected: the first attempt is waited for (at most ``timeout``);
+        after a failure an attempt is started at once and waited for at most :data:`KICK_WAIT`."""
+        if self._connected.is_set():
+            return True
         self.start()
-        if self._failed_once and not self._connected.is_set():
-            return False
-        return self._connected.wait(timeout)
+        if self._failed_once:
+            self._kick.set()
+            timeout = min(timeout, KICK_WAIT)
+        target = self._settled + 1
+        # False: the timeout ends the block silently.
+        with gevent.Timeout(timeout, False):  # type: ignore[arg-type]
+            while self._settled < target and not self._connected.is_set():
+                self._settle_event.wait()
+        return self._connected.is_set()
+
+    def _settle(self) -> None:
+        self._settled += 1
+        event, self._settle_event = self._settle_event, gevent.event.Event()
+        event.set()
 
     # -- subscribing ---------------------------------------------------------
 
@@ -130,31 +185,49 @@ class Subscription:
     def _run(self) -> None:
         backoff = BACKOFF_START
         while not self._stopped:
-            conn = hub_connection(self._config, socket_timeout=None, socket_connect_timeout=CONNECT_TIMEOUT, protocol=2)
+            conn = hub_connection(self._config, socket_timeout=self._timeout, socket_connect_timeout=self._timeout, protocol=2)
+            was_up = False
             try:
                 conn.connect()
-                self._on_connected(conn)
+                self._resubscribe(conn)
+                was_up = True
                 backoff = BACKOFF_START
+                self._settle()
+                if self._on_up is not None:
+                    self._on_up(self.generation == 1)
                 self._read_forever(conn)
             except CONNECTION_ERRORS as exc:
-                if self.connected or backoff == BACKOFF_START:
+                if was_up or backoff == BACKOFF_START:
                     logger.warning("Redis subscription connection lost: %s; reconnecting", exc)
             except Exception:  # never let the one reader die: every socket depends on it
-                logger.exception("Redis subscription reader failed; reconnecting")
+                if not self._moving:
+                    logger.exception("Redis subscription reader failed; reconnecting")
             finally:
+                self._moving = False
                 self._failed_once = True
                 self._on_disconnected(conn)
-            gevent.sleep(random.uniform(backoff / 2, backoff))
-            backoff = min(backoff * 2, BACKOFF_MAX)
+                self._settle()
+            if was_up and self._on_lost is not None:
+                self._on_lost()
+            cap = BACKOFF_MAX_WANTED if len(self._registry) else BACKOFF_MAX
+            backoff = min(backoff, cap)
+            self._kick.clear()
+            if self._kick.wait(random.uniform(backoff / 2, backoff)):
+                gevent.sleep(KICK_GAP)  # a flood of handshakes makes at most one attempt per KICK_GAP
+            backoff = min(backoff * 2, cap)
 
-    def _on_connected(self, conn: AbstractConnection) -> None:
-        self._conn = conn
-        self.generation += 1
+    def _resubscribe(self, conn: AbstractConnection) -> None:
+        """SUBSCRIBE to every wanted channel and PING, in one write; up once the PONG is back."""
         wanted = self._registry.wanted()
         for channel in wanted:
             self._confirmations.setdefault(channel, gevent.event.Event())
-        if wanted:
-            conn.send_command("SUBSCRIBE", *wanted, check_health=False)
+        commands: List[Tuple[Any, ...]] = [("SUBSCRIBE", *wanted)] if wanted else []
+        conn.send_packed_command(conn.pack_commands([*commands, ("PING",)]), check_health=False)
+        while not self._handle(conn.read_response()):
+            pass
+        self.last_heard = time.monotonic()
+        self._conn = conn
+        self.generation += 1
         self._connected.set()
         logger.info("Redis subscription connection up (%d channels)", len(wanted))
 
@@ -168,25 +241,35 @@ class Subscription:
         ping_sent = False
         dispatched = 0
         while True:
-            if not conn.can_read(timeout=HEALTH_INTERVAL):
+            if not conn.can_read(timeout=self._timeout if ping_sent else self._health_interval):
                 if ping_sent:
-                    raise RedisTimeoutError("no answer to PING")
+                    raise RedisTimeoutError(f"no answer to PING within {self._timeout} s")
                 with self._write_lock:
                     conn.send_command("PING", check_health=False)
                 ping_sent = True
                 continue
             reply = conn.read_response()
+            self.last_heard = time.monotonic()
             ping_sent = False
-            kind = reply[0]
-            if kind == b"message":
-                self._on_message(reply[1].decode("utf-8", "replace"), reply[2])
+            if self._handle(reply) is None:
                 dispatched += 1
                 if dispatched >= DISPATCH_BATCH:
                     dispatched = 0
                     gevent.sleep(0)
-            elif kind == b"subscribe":
-                channel = reply[1].decode("utf-8", "replace")
-                self._registry.confirm(channel)
-                event = self._confirmations.pop(channel, None)
-                if event is not None:
-                    event.set()
+
+    def _handle(self, reply: Any) -> Optional[bool]:
+        """Act on one reply: ``None`` for a message, ``True`` for a PONG, else ``False``."""
+        if not isinstance(reply, list):
+            return bool(reply == b"PONG")  # PING outside subscribe mode (nothing subscribed yet)
+        kind = reply[0]
+        if kind == b"message":
+            self._on_message(reply[1].decode("utf-8", "replace"), reply[2])
+            return None
+        if kind == b"subscribe":
+            channel = reply[1].decode("utf-8", "replace")
+            self._registry.confirm(channel)
+            event = self._confirmations.pop(channel, None)
+            if event is not None:
+                event.set()
+            return False
+        return bool(kind == b"pong")

@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterable, List, Optional
 import gevent
 import gevent.event
 
+from . import events
 from .bridge import Action, Bridge, End, Publish, Send, StartClose
 from .frames import CloseCode
 from .hub import Hub, RedisUnavailable
@@ -62,13 +63,14 @@ def transport_now() -> float:
 class WebSocket:
     """One client connection; also the hub's :class:`~ws4redis_mw.hub.Listener`."""
 
-    __slots__ = ("bridge", "hub", "name", "_transport", "_watcher", "_closed", "_pending", "_unsent", "_flush_asked",
+    __slots__ = ("bridge", "hub", "name", "info", "_transport", "_watcher", "_closed", "_pending", "_unsent", "_flush_asked",
                  "_chunk", "_chunk_sent", "_chunk_frames", "_cut", "_writer", "on_closed", "__weakref__")
 
-    def __init__(self, bridge: Bridge, hub: Hub, name: str = ""):
+    def __init__(self, bridge: Bridge, hub: Hub, name: str = "", info: Optional[events.SocketInfo] = None):
         self.bridge = bridge
         self.hub = hub
         self.name = name
+        self.info = info  # number, path and user for the structured log lines
         self._transport: Optional[Transport] = None
         self._pending: List[bytes] = []  # whole frames not begun yet
         self._unsent = 0  # bytes of _pending plus what the kernel has not taken of _chunk
@@ -88,6 +90,11 @@ class WebSocket:
 
     def __repr__(self) -> str:
         return f"<WebSocket {self.name}>"
+
+    @property
+    def backlog(self) -> int:
+        """Bytes queued for the client that the kernel has not taken."""
+        return self._unsent
 
     # -- called by the hub -----------------------------------------------------
 
@@ -243,8 +250,7 @@ class WebSocket:
             self._perform(self.bridge.publish_failed(action.payload))
 
     def _start_close(self, action: StartClose) -> None:
-        if action.code not in (CloseCode.NORMAL, CloseCode.GOING_AWAY):
-            logger.info("%s: closing with %d: %s", self.name, action.code, action.reason)
+        events.closed(self.info, action.code, action.reason, self.name)
         # Messages not begun are dropped: the close frame goes next, and a
         # slow client's backlog does not have to drain first.
         self._unsent -= sum(map(len, self._pending))

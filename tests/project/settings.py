@@ -24,7 +24,9 @@ USE_TZ = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "tests.project.logjson.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler",
+                             **({"formatter": "json"} if os.environ.get("WS4REDIS_TEST_LOG_JSON") else {})}},
     "loggers": {"ws4redis_mw": {"handlers": ["console"], "level": os.environ.get("WS4REDIS_LOG_LEVEL", "INFO"), "propagate": False}},
 }
 
@@ -61,3 +63,7 @@ WS4REDIS_GROUPS_LIFETIME = float(os.environ.get("WS4REDIS_TEST_GROUPS_LIFETIME",
 # the expiry test waits little.
 WS4REDIS_PROCESS_REQUEST = "ws4redis_mw.tokens.process_request"
 WS4REDIS_TOKEN_MAX_AGE = float(os.environ.get("WS4REDIS_TEST_TOKEN_MAX_AGE", "3"))
+WS4REDIS_REDIS_TIMEOUT = float(os.environ.get("WS4REDIS_TEST_REDIS_TIMEOUT", "2"))
+WS4REDIS_REDIS_HEALTH_INTERVAL = float(os.environ.get("WS4REDIS_TEST_REDIS_HEALTH_INTERVAL", "2"))
+WS4REDIS_METRICS_URL = os.environ.get("WS4REDIS_TEST_METRICS_URL", "/metrics")
+WS4REDIS_METRICS_ALLOWED = os.environ.get("WS4REDIS_TEST_METRICS_ALLOWED", "127.0.0.1,::1").split(",")

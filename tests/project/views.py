@@ -7,7 +7,8 @@ from django.contrib.auth.models import Group, User
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from ws4redis_mw import SELF, RedisMessage, RedisPublisher
+from ws4redis_mw import SELF, RedisMessage, RedisPublisher, RedisUnavailable
+from ws4redis_mw.metrics import stats as metrics_stats
 
 
 def hello(request):
@@ -29,7 +30,10 @@ def publish(request):
         if audience.get(key) == "SELF":
             audience[key] = [SELF]
     publisher = RedisPublisher(facility=body["facility"], request=request, **audience)
-    publisher.publish_message(RedisMessage(body["message"]), expire=body.get("expire"))
+    try:
+        publisher.publish_message(RedisMessage(body["message"]), expire=body.get("expire"))
+    except RedisUnavailable as exc:
+        return JsonResponse({"error": str(exc)}, status=503)
     return JsonResponse({"ok": True})
 
 
@@ -76,7 +80,7 @@ def stats(request):
     gc.collect()
     greenlets = sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet) and not obj.dead)
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return JsonResponse({"hubs": process_stats(), "greenlets": greenlets, "max_rss_kib": rss_kib})
+    return JsonResponse({"hubs": process_stats(), "greenlets": greenlets, "max_rss_kib": rss_kib, "metrics": metrics_stats()})
 
 
 def allowed_channels(request, channels):
