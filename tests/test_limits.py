@@ -152,7 +152,7 @@ def test_anonymous_publishes_are_not_kept_but_a_users_are(serve, redis_server):
     assert redis_server.client().get("broadcast:keep") == b"from alice"
 
 
-@pytest.mark.parametrize("mode_name", ["pywsgi", "runserver"])
+@pytest.mark.parametrize("mode_name", ["pywsgi", "runserver", "gunicorn-pywsgi"])
 def test_idle_connection_without_a_request_is_closed_after_the_handshake_timeout(serve, mode_name):
     server = serve(mode_name, WS4REDIS_TEST_HANDSHAKE_TIMEOUT="1")
     idle = socket.create_connection(("127.0.0.1", server.port), timeout=10)

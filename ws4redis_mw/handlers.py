@@ -1,23 +1,26 @@
-"""gevent pywsgi's request handler with a handshake timeout, for our runner and the development server.
+"""gevent pywsgi's request handlers with a handshake timeout: our runner, the development server, gunicorn.
 
 pywsgi waits for a request line and headers as long as a client cares to take,
 so idle connections (or a byte every few seconds, slowloris) hold descriptors
-forever.  :class:`TimeoutHandler` gives the connection's socket a timeout of
-``WS4REDIS_HANDSHAKE_TIMEOUT`` seconds of silence: a client that sends nothing
-for that long while its request is read (or while a response is written to
-it, or between keep-alive requests) is disconnected.  A websocket is not
-affected: it is served on a socket of its own once the handshake is done.
-gunicorn's workers have no such hook; put nginx (``client_header_timeout``) in
-front of them.
+forever.  :func:`with_timeout` gives a handler class (pywsgi's own,
+gevent-websocket's, ours) a timeout of ``WS4REDIS_HANDSHAKE_TIMEOUT`` seconds
+of silence on the connection's socket: a client that sends nothing for that
+long while its request is read (or while a response is written to it, or
+between keep-alive requests) is disconnected.  A websocket is not affected:
+it is served on a socket of its own once the handshake is done.  Our runner
+and ``runserver`` use it; under gunicorn, ``-c python:ws4redis_mw.gunicorn_conf``
+applies it to the worker's handler.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional, Type, TypeVar
 
 from gevent import pywsgi
 
-__all__ = ["TimeoutHandler", "handshake_timeout"]
+__all__ = ["with_timeout", "handshake_timeout"]
+
+H = TypeVar("H", bound=pywsgi.WSGIHandler)
 
 
 def handshake_timeout() -> Optional[float]:
@@ -31,11 +34,13 @@ def handshake_timeout() -> Optional[float]:
     return process_settings().handshake_timeout
 
 
-class TimeoutHandler(pywsgi.WSGIHandler):
-    #: Seconds of silence allowed; set on the class by whoever serves with it.
-    timeout: Optional[float] = None
+def with_timeout(handler_class: Type[H], timeout: Optional[float]) -> Type[H]:
+    """``handler_class`` whose connections time out after ``timeout`` seconds of silence (``None``: as it is)."""
+    if timeout is None:
+        return handler_class
 
-    def handle(self) -> None:
-        if self.timeout is not None:
-            self.socket.settimeout(self.timeout)
-        super().handle()
+    def handle(self: Any) -> None:
+        self.socket.settimeout(timeout)
+        handler_class.handle(self)
+
+    return type(handler_class.__name__, (handler_class,), {"handle": handle, "handshake_timeout": timeout})

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, List, Optional, Tuple, Union  # noqa: E402
 import gevent  # noqa: E402
 from gevent import pywsgi  # noqa: E402
 
-from .handlers import TimeoutHandler, handshake_timeout  # noqa: E402
+from .handlers import handshake_timeout, with_timeout  # noqa: E402
 from .shutdown import close_all_websockets  # noqa: E402
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     app = load_app(args.app)
-    handler = type("Handler", (TimeoutHandler,), {"timeout": handshake_timeout()})
+    handler = with_timeout(pywsgi.WSGIHandler, handshake_timeout())
     server = pywsgi.WSGIServer(listener(args.bind), app, log=None, error_log=logging.getLogger("ws4redis_mw.serve.error"),
                                handler_class=handler)
 

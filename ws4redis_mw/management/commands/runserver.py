@@ -50,7 +50,7 @@ import gevent.socket
 from django.apps import apps
 from gevent import pywsgi
 
-from ws4redis_mw.handlers import TimeoutHandler, handshake_timeout
+from ws4redis_mw.handlers import handshake_timeout, with_timeout
 from ws4redis_mw.middleware import WebSocketMiddleware
 from ws4redis_mw.settings import load
 from ws4redis_mw.shutdown import close_all_websockets
@@ -87,7 +87,7 @@ def serves_websockets(app: Any) -> bool:
     return False
 
 
-class RequestHandler(TimeoutHandler):
+class RequestHandler(pywsgi.WSGIHandler):
     """pywsgi's handler, logging like Django's and keeping track of the open websockets."""
 
     server: "_PyWSGIServer"
@@ -145,7 +145,7 @@ class GeventServer:
         self.application = application
 
     def serve_forever(self) -> None:
-        handler_class = type("Handler", (RequestHandler,), {"timeout": handshake_timeout()})
+        handler_class = with_timeout(RequestHandler, handshake_timeout())
         server = _PyWSGIServer(self.socket, self.application, handler_class=handler_class, log=None)
         server.websockets = set()
         stopped_by: List[Optional[int]] = []
