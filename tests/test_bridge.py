@@ -116,12 +116,19 @@ def test_close_timeout_ends_the_connection_abruptly():
     assert b.state is State.CLOSED
 
 
-def test_framing_error_closes_with_its_code_and_discards_what_follows():
+def test_framing_error_closes_with_its_code_and_the_bad_frame_is_skipped():
     b = bridge()
     unmasked = bytes([0x81, 2]) + b"hi"
-    (action,) = b.receive_data(unmasked, 1.0)
+    (action,) = b.receive_data(unmasked + text(b"ignored while closing"), 1.0)
     assert isinstance(action, StartClose) and action.code == CloseCode.PROTOCOL_ERROR
-    assert b.receive_data(client_frame(Opcode.CLOSE, struct.pack("!H", 1000)), 2.0) == []  # cannot be parsed any more
+    assert b.receive_data(client_frame(Opcode.CLOSE, struct.pack("!H", 1000)), 2.0) == [End("close handshake complete")]
+
+
+def test_a_frame_length_that_cannot_be_skipped_leaves_the_rest_unread():
+    b = bridge()
+    (action,) = b.receive_data(bytes([0x81, 0xFF]) + b"\xff" * 8 + b"mask", 1.0)
+    assert isinstance(action, StartClose) and action.code == CloseCode.PROTOCOL_ERROR
+    assert b.receive_data(client_frame(Opcode.CLOSE, struct.pack("!H", 1000)), 2.0) == []
 
 
 def test_oversized_message_closes_with_1009():
@@ -230,3 +237,16 @@ def test_pongs_for_a_client_that_does_not_read_count_against_the_backlog():
 
 def test_expire_given_to_the_bridge_applies_to_its_publishes():
     assert bridge(expire=0).receive_data(text(b"hi"), 1.0) == [Publish((CHANNEL,), b"hi", 0)]
+
+
+def test_after_an_oversized_message_its_rest_is_skipped_and_the_clients_close_frame_seen():
+    b = bridge()
+    big = text(b"x" * 300)
+    (action,) = b.receive_data(big[:50], 1.0)
+    assert isinstance(action, StartClose) and action.code == CloseCode.MESSAGE_TOO_BIG
+    assert b.receive_data(big[50:] + client_frame(Opcode.CLOSE, struct.pack("!H", 1009)), 2.0) == [End("close handshake complete")]
+
+
+def test_a_bad_close_frame_is_answered_and_the_connection_ends_at_once():
+    actions = bridge().receive_data(client_frame(Opcode.CLOSE, struct.pack("!H", 999)), 1.0)
+    assert [type(a) for a in actions] == [StartClose, End] and actions[0].code == CloseCode.PROTOCOL_ERROR

@@ -183,18 +183,23 @@ class Bridge:
         actions: List[Action] = []
         counted = parser.frame_count
         self._answered = unsent
-        try:
-            for event in parser.events():
-                if self._frame_bucket is not None and self.state is State.OPEN:
-                    if not self._frame_bucket.take(parser.frame_count - counted, now):
-                        actions += self._fail(CloseCode.POLICY_VIOLATION, "too many frames per second")
+        while True:
+            try:
+                for event in parser.events():
+                    if self._frame_bucket is not None and self.state is State.OPEN:
+                        if not self._frame_bucket.take(parser.frame_count - counted, now):
+                            actions += self._fail(CloseCode.POLICY_VIOLATION, "too many frames per second")
+                            break
+                        counted = parser.frame_count
+                    actions += self._on_event(event, now)
+                    if self._discarding or self.state is State.CLOSED:  # type: ignore[comparison-overlap]  # _on_event may close
                         break
-                    counted = parser.frame_count
-                actions += self._on_event(event, now)
-                if self._discarding or self.state is State.CLOSED:  # type: ignore[comparison-overlap]  # _on_event may close
+                break
+            except frames.ProtocolError as error:
+                actions += self._on_protocol_error(error)
+                if not error.resumable or self._discarding or self.state is State.CLOSED:  # type: ignore[comparison-overlap]  # may close
                     break
-        except frames.ProtocolError as error:
-            actions += self._fail(error.code, error.reason)
+                # The bad frame was skipped: read on, the client's close frame may be next.
         return actions
 
     def redis_message(self, channel: str, payload: bytes, frame: bytes, unsent: int = 0) -> List[Action]:
@@ -239,6 +244,16 @@ class Bridge:
         self.closed_by = Side.SERVER
         self.close_code = code
         return [StartClose(frames.encode_close(code, reason), code, reason)]
+
+    def _on_protocol_error(self, error: frames.ProtocolError) -> List[Action]:
+        if error.peer_closing and self.state is State.OPEN:
+            # Its close frame was bad, but it is closing: answer and end, it sends nothing more.
+            actions = self.close(error.code, error.reason)
+            self.state = State.CLOSED
+            return actions + [End("the client closed with a bad close frame")]
+        if error.resumable:
+            return self.close(error.code, error.reason)  # keep reading frames: its close frame ends it
+        return self._fail(error.code, error.reason)
 
     def _fail(self, code: CloseCode, reason: str) -> List[Action]:
         """Close because of what the client sent: from now on its bytes are dropped unread.

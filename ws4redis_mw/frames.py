@@ -7,6 +7,9 @@ the close code to answer with:
 
 * 1002 for a framing error (reserved bits, unknown opcode, unmasked frame,
   bad fragmentation, oversized or fragmented control frame, bad close code);
+  the frame is skipped whole, so the parser can go on to the peer's close
+  frame (:attr:`ProtocolError.resumable`), except after a frame length with
+  its most significant bit set;
 * 1007 for a text message (or close reason) that is not valid UTF-8, found as
   soon as the invalid byte arrives, not at the end of the message;
 * 1009 for a message larger than ``max_message_size``, found from the frame
@@ -102,12 +105,20 @@ Event = Union[Message, Ping, Pong, Close]
 
 
 class ProtocolError(Exception):
-    """The peer broke the protocol; close the connection with ``code``."""
+    """The peer broke the protocol; close the connection with ``code``.
 
-    def __init__(self, code: CloseCode, reason: str):
+    ``resumable``: the parser knows where the next frame starts (the bad
+    message was skipped), so it can go on to find the peer's close frame.
+    ``peer_closing``: the bad frame was the peer's close frame: it has started
+    the close and waits for ours.
+    """
+
+    def __init__(self, code: CloseCode, reason: str, *, resumable: bool = False, peer_closing: bool = False):
         super().__init__(f"{int(code)} {reason}")
         self.code = code
         self.reason = reason
+        self.resumable = resumable
+        self.peer_closing = peer_closing
 
 
 def _unmask(payload: bytes, mask: bytes) -> bytes:
@@ -132,6 +143,7 @@ class FrameParser:
         self.max_message_size = max_message_size
         self.max_frames_per_message = max_frames_per_message
         self.frame_count = 0
+        self._skip = 0  # bytes of a refused frame still to drop as they arrive
         self._buffer = bytearray()
         self._fragments: List[bytes] = []
         self._fragment_opcode: Optional[int] = None
@@ -152,22 +164,17 @@ class FrameParser:
 
     def _next_event(self) -> Union[Event, _Continue, None]:
         buf = self._buffer
+        if self._skip:
+            dropped = min(self._skip, len(buf))
+            del buf[:dropped]
+            self._skip -= dropped
+            if self._skip:
+                return None
         if len(buf) < 2:
             return None
         first, second = buf[0], buf[1]
-        fin, opcode = first & 0x80, first & 0x0F
-        if first & 0x70:
-            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "reserved bits set without a negotiated extension")
-        if not second & 0x80:
-            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "client frames must be masked")
+        fin, opcode, masked = first & 0x80, first & 0x0F, second & 0x80
         length, offset = second & 0x7F, 2
-        if opcode in _CONTROL_OPCODES:
-            if not fin:
-                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "fragmented control frame")
-            if length > 125:
-                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "control frame payload longer than 125 bytes")
-        elif opcode not in _DATA_OPCODES:
-            raise ProtocolError(CloseCode.PROTOCOL_ERROR, f"unknown opcode {opcode}")
         if length == 126:
             if len(buf) < 4:
                 return None
@@ -180,9 +187,26 @@ class FrameParser:
             if length >> 63:
                 raise ProtocolError(CloseCode.PROTOCOL_ERROR, "frame length has its most significant bit set")
             offset = 10
+        end = offset + (4 if masked else 0) + length
+        # A frame the RFC forbids is skipped whole once refused: the next one
+        # (the client's close frame, most likely) can still be read.
+        problem = None
+        if first & 0x70:
+            problem = "reserved bits set without a negotiated extension"
+        elif not masked:
+            problem = "client frames must be masked"
+        elif opcode in _CONTROL_OPCODES:
+            if not fin:
+                problem = "fragmented control frame"
+            elif length > 125:
+                problem = "control frame payload longer than 125 bytes"
+        elif opcode not in _DATA_OPCODES:
+            problem = f"unknown opcode {opcode}"
+        if problem is not None:
+            self._refuse_message(end)
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, problem, resumable=True)
         if opcode in _DATA_OPCODES:
-            self._check_data_frame(opcode, length)
-        end = offset + 4 + length
+            self._check_data_frame(opcode, length, end)
         if len(buf) < end:
             return None
         payload = _unmask(bytes(buf[offset + 4:end]), bytes(buf[offset:offset + 4]))
@@ -196,15 +220,25 @@ class FrameParser:
             return _parse_close(payload)
         return self._data_frame(opcode, bool(fin), payload)
 
-    def _check_data_frame(self, opcode: int, length: int) -> None:
+    def _check_data_frame(self, opcode: int, length: int, frame_size: int) -> None:
         if opcode == OP_CONT and self._fragment_opcode is None:
-            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "continuation frame without a message to continue")
+            self._refuse_message(frame_size)
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "continuation frame without a message to continue", resumable=True)
         if opcode != OP_CONT and self._fragment_opcode is not None:
-            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "new message before the fragmented one ended")
+            self._refuse_message(frame_size)
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "new message before the fragmented one ended", resumable=True)
         if self.max_message_size is not None and self._fragment_size + length > self.max_message_size:
-            raise ProtocolError(CloseCode.MESSAGE_TOO_BIG, f"message larger than {self.max_message_size} bytes")
+            self._refuse_message(frame_size)
+            raise ProtocolError(CloseCode.MESSAGE_TOO_BIG, f"message larger than {self.max_message_size} bytes", resumable=True)
         if self.max_frames_per_message is not None and len(self._fragments) >= self.max_frames_per_message:
-            raise ProtocolError(CloseCode.MESSAGE_TOO_BIG, f"message of more than {self.max_frames_per_message} frames")
+            self._refuse_message(frame_size)
+            raise ProtocolError(CloseCode.MESSAGE_TOO_BIG, f"message of more than {self.max_frames_per_message} frames",
+                                resumable=True)
+
+    def _refuse_message(self, frame_size: int = 0) -> None:
+        """Forget the message under way, and drop ``frame_size`` bytes of the frame refused as they come."""
+        self._skip = frame_size
+        self._fragments, self._fragment_opcode, self._fragment_size, self._utf8 = [], None, 0, None
 
     def _data_frame(self, opcode: int, fin: bool, payload: bytes) -> Union[Message, _Continue]:
         if opcode != OP_CONT:
@@ -215,7 +249,8 @@ class FrameParser:
             try:
                 self._utf8.decode(payload, final=fin)
             except UnicodeDecodeError:
-                raise ProtocolError(CloseCode.INVALID_DATA, "text message is not valid UTF-8") from None
+                self._refuse_message()  # this frame is consumed already
+                raise ProtocolError(CloseCode.INVALID_DATA, "text message is not valid UTF-8", resumable=True) from None
         self._fragments.append(payload)
         self._fragment_size += len(payload)
         if not fin:
@@ -239,14 +274,14 @@ def _parse_close(payload: bytes) -> Close:
     if not payload:
         return Close(CloseCode.NO_STATUS, "")
     if len(payload) == 1:
-        raise ProtocolError(CloseCode.PROTOCOL_ERROR, "close frame with a one-byte payload")
+        raise ProtocolError(CloseCode.PROTOCOL_ERROR, "close frame with a one-byte payload", peer_closing=True)
     (code,) = struct.unpack_from("!H", payload)
     if not is_valid_close_code(code):
-        raise ProtocolError(CloseCode.PROTOCOL_ERROR, f"invalid close code {code}")
+        raise ProtocolError(CloseCode.PROTOCOL_ERROR, f"invalid close code {code}", peer_closing=True)
     try:
         reason = payload[2:].decode("utf-8")
     except UnicodeDecodeError:
-        raise ProtocolError(CloseCode.INVALID_DATA, "close reason is not valid UTF-8") from None
+        raise ProtocolError(CloseCode.INVALID_DATA, "close reason is not valid UTF-8", peer_closing=True) from None
     return Close(code, reason)
 
 
