@@ -18,9 +18,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import JsonResponse
 from django.shortcuts import render
-from redis.exceptions import RedisError
-
-from ws4redis_mw import RedisMessage, RedisPublisher
+from ws4redis_mw import RedisMessage, RedisPublisher, RedisUnavailable
 
 
 def allowed_channels(request, channels):
@@ -33,7 +31,7 @@ def publish(message, **audience):
     facility = audience.pop("facility")
     try:
         RedisPublisher(facility=facility, **audience).publish_message(RedisMessage(json.dumps(message)))
-    except RedisError:
+    except RedisUnavailable:
         # Redis is away (restarting, failing over): the page retries by itself.
         return JsonResponse({"error": "not sent, retrying", "retry": True}, status=503, headers={"Retry-After": "1"})
     return JsonResponse({"ok": True})
