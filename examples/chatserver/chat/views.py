@@ -18,6 +18,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import JsonResponse
 from django.shortcuts import render
+
 from ws4redis_mw import RedisMessage, RedisPublisher, RedisUnavailable
 
 
