@@ -458,6 +458,7 @@ def machine() -> dict:
             "ws4redis06": pkg(str(CACHE / "ws4redis06/bin/python"), "django-websocket-redis Django redis gevent uWSGI"),
             "channels": pkg(str(CACHE / "channels/bin/python"), "channels channels_redis daphne Django redis"),
             "commit": version(["git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"]),
+            "core_commit": version(["git", "-C", str(HERE.parent), "log", "-1", "--format=%h %s", "--", "ws4redis_mw"])[:90],
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
@@ -517,7 +518,7 @@ def main(argv: Optional[List[str]] = None) -> int:
               "argv": sys.argv[1:] if argv is None else argv})
         if "calibration" in args.scenarios:
             calibrate(args, emit)
-        for name in args.servers.split(","):
+        for name in filter(None, args.servers.split(",")):
             c = BY_NAME[name]
             reason = c.missing()
             if reason:
