@@ -12,8 +12,12 @@ from gevent import monkey
 
 monkey.patch_all()
 
-import argparse, os, socket  # noqa: E401,E402
-import gevent, redis  # noqa: E401,E402
+import argparse  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+
+import gevent  # noqa: E402
+import redis  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
 from geventwebsocket.handler import WebSocketHandler  # noqa: E402
 
@@ -31,7 +35,7 @@ def listen(url):
                 sockets[message["channel"]].discard(ws)
 
 
-def app(environ, start_response, url=None, publisher=None):
+def app(environ, start_response, publisher):
     ws = environ.get("wsgi.websocket")
     if ws is None:
         start_response("400 Bad Request", [])

@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
 import psutil
-
 from contenders import BY_NAME, CONTENDERS, Contender, generator_command, generator_env, node_binary, trivial_mode
+
 from servers import RedisServer, Server, stop_process
 
 HERE = Path(__file__).resolve().parent
@@ -83,6 +83,7 @@ class Generators:
 
     def __init__(self, kind: str, processes: int, port: int, path: str, count: int):
         self.procs: List[subprocess.Popen] = []
+        self.count = count
         self.buffers: Dict[int, bytes] = {}
         share = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
         offset = 0
@@ -221,6 +222,17 @@ class Stack:
         gens.ready = ready  # type: ignore[attr-defined]
         return gens
 
+    def clients(self, scenario: str, n: int) -> Generators:
+        """n connected clients for a fan-out (one facility) or a client-publish run (a facility each)."""
+        c = self.contender
+        if scenario == "publish":
+            gens = self.generators(c.pub_path, n)
+            self.wait_subscribed([f"broadcast:rt{i}" for i in range(n)], max(c.numsub_per_socket, 1))
+        else:
+            gens = self.generators(c.sub_path if c else "/ws/bench", n)
+            self.wait_subscribed(["broadcast:bench"], (c.numsub_per_socket * gens.ready["opened"]) or 1 if c else 1)
+        return gens
+
     def wait_subscribed(self, channels: List[str], per_channel: int) -> None:
         """Until Redis shows the subscriptions (Channels' are not named here: a fixed pause)."""
         if self.contender is None or self.contender.layer:
@@ -288,27 +300,23 @@ def connections(stack: Stack, n: int) -> dict:
             "redis_clients": clients, "server_cpu_s": round(stack.cpu() - cpu0, 3), "gen_cpu_s": round(gen_cpu, 3)}
 
 
-def fanout(stack: Stack, n: int, messages: int, rate: float) -> dict:
-    gens = stack.generators(stack.contender.sub_path if stack.contender else "/ws/bench", n)
-    try:
-        opened = gens.ready["opened"]
-        stack.wait_subscribed(["broadcast:bench"], (stack.contender.numsub_per_socket * opened) or 1 if stack.contender else 1)
-        gens.ask({"cmd": "reset"})
-        cpu0, gen0, redis0 = stack.cpu(), gens.cpu(), stack.redis_cpu()
-        if stack.contender is None:  # calibration: the trivial server bursts on SIGUSR1
-            start_ms = time.time() * 1000.0
-            os.kill(stack.server.proc.pid, signal.SIGUSR1)
-        else:
-            start_ms = stack.publish(messages, rate)["start_ms"]
-        expected = opened * messages
-        wait_delivered(gens, expected, idle=3.0, limit=120 + (messages / rate if rate else 0))
-        r = merge(gens.ask({"cmd": "report"}))
-        cpu, gen_cpu, redis_cpu = stack.cpu() - cpu0, gens.cpu() - gen0, stack.redis_cpu() - redis0
-    finally:
-        gens.stop()
+def fanout(stack: Stack, gens: Generators, messages: int, rate: float, late: float) -> dict:
+    """One publish run to the connected subscribers; a message not in ``late`` s after the last publish is lost."""
+    opened = gens.ready["opened"]
+    gens.ask({"cmd": "reset"})
+    cpu0, gen0, redis0 = stack.cpu(), gens.cpu(), stack.redis_cpu()
+    if stack.contender is None:  # calibration: the trivial server bursts on SIGUSR1
+        start_ms = time.time() * 1000.0
+        os.kill(stack.server.proc.pid, signal.SIGUSR1)
+    else:
+        start_ms = stack.publish(messages, rate)["start_ms"]
+    expected = opened * messages
+    wait_delivered(gens, expected, idle=3.0, limit=late)
+    r = merge(gens.ask({"cmd": "report"}))
+    cpu, gen_cpu, redis_cpu = stack.cpu() - cpu0, gens.cpu() - gen0, stack.redis_cpu() - redis0
     got = r["received"]
     wall = max((r["last_ms"] - start_ms) / 1000.0, 1e-6) if got else None
-    return {"sockets": n, "opened": opened, "messages": messages, "rate": rate, "deliveries": got, "expected": expected,
+    return {"sockets": gens.count, "opened": opened, "messages": messages, "rate": rate, "deliveries": got, "expected": expected,
             "lost": expected - got, "dups": r["dups"], "wall_s": round(wall, 3) if wall else None,
             "deliveries_per_s": round(got / wall) if wall else 0, **quantiles(r["hist"]),
             "server_cpu_s": round(cpu, 3), "server_cpu_us_per_delivery": round(cpu / got * 1e6, 2) if got else None,
@@ -316,21 +324,16 @@ def fanout(stack: Stack, n: int, messages: int, rate: float) -> dict:
             "redis_cpu_s": round(redis_cpu, 3)}
 
 
-def client_publish(stack: Stack, k: int, messages: int) -> dict:
-    gens = stack.generators(stack.contender.pub_path, k)
-    try:
-        opened = gens.ready["opened"]
-        stack.wait_subscribed([f"broadcast:rt{i}" for i in range(k)], max(stack.contender.numsub_per_socket, 1))
-        gens.ask({"cmd": "reset"})
-        cpu0, gen0, redis0 = stack.cpu(), gens.cpu(), stack.redis_cpu()
-        started = time.monotonic()
-        r = merge(gens.ask({"cmd": "publish", "messages": messages, "timeout": 60}, timeout=90))
-        wall = time.monotonic() - started
-        cpu, gen_cpu, redis_cpu = stack.cpu() - cpu0, gens.cpu() - gen0, stack.redis_cpu() - redis0
-    finally:
-        gens.stop()
+def client_publish(stack: Stack, gens: Generators, messages: int) -> dict:
+    opened = gens.ready["opened"]
+    gens.ask({"cmd": "reset"})
+    cpu0, gen0, redis0 = stack.cpu(), gens.cpu(), stack.redis_cpu()
+    started = time.monotonic()
+    r = merge(gens.ask({"cmd": "publish", "messages": messages, "timeout": 60}, timeout=90))
+    wall = time.monotonic() - started
+    cpu, gen_cpu, redis_cpu = stack.cpu() - cpu0, gens.cpu() - gen0, stack.redis_cpu() - redis0
     got = r["received"]
-    return {"sockets": k, "opened": opened, "messages": messages, "sent": r["sent"], "deliveries": got,
+    return {"sockets": gens.count, "opened": opened, "messages": messages, "sent": r["sent"], "deliveries": got,
             "lost": r["sent"] - got, "dups": r["dups"], "wall_s": round(wall, 3), "messages_per_s": round(got / wall),
             **quantiles(r["hist"]), "server_cpu_s": round(cpu, 3),
             "server_cpu_us_per_message": round(cpu / got * 1e6, 2) if got else None,
@@ -346,8 +349,8 @@ def sizes(text: str) -> List[List[int]]:
 
 
 PLANS = {
-    "full": dict(connections="1000,5000", burst="1000x1000,100x10000,5000x100", steady="1000x10x20,1000x100x20",
-                 publish="100x100", workers_burst="1000x1000", workers_steady="1000x100x20", runs=3, steady_runs=1, calibration="1000x200"),
+    "full": dict(connections="1000,5000", burst="1000x1000,100x1000,5000x100", steady="1000x10x20,1000x100x20",
+                 publish="100x50", workers_burst="1000x1000", workers_steady="1000x100x20", runs=3, steady_runs=1, calibration="1000x200"),
     "quick": dict(connections="1000", burst="1000x200", steady="1000x100x5", publish="50x50",
                   workers_burst="1000x200", workers_steady="", runs=1, steady_runs=1, calibration="1000x200"),
     "smoke": dict(connections="5", burst="3x5", steady="3x20x0.5", publish="2x3", workers_burst="3x5",
@@ -361,14 +364,13 @@ def plan_runs(c: Contender, args) -> Iterator[tuple]:
         if w == 1:
             if "connections" in args.scenarios:
                 for (n,) in sizes(args.connections):
-                    for run in range(args.runs):
-                        yield w, "connections", {"n": n}, run
+                    yield w, "connections", {"n": n}, 0
             burst, steady = args.burst, args.steady
         else:
             burst, steady = args.workers_burst, args.workers_steady
         if "burst" in args.scenarios or w == 2:
             for n, m in sizes(burst):
-                for run in range(args.runs):
+                for run in range(min(args.runs, c.max_runs)):
                     yield w, "burst", {"n": n, "messages": m, "rate": 0}, run
         if "steady" in args.scenarios or w == 2:
             for n, rate, seconds in ([int(a), float(b), float(c)] for a, b, c in (s.split("x") for s in steady.split(",") if s)):
@@ -376,7 +378,7 @@ def plan_runs(c: Contender, args) -> Iterator[tuple]:
                     yield w, "steady", {"n": n, "messages": max(1, int(rate * seconds)), "rate": rate}, run
         if w == 1 and "publish" in args.scenarios:
             for k, m in sizes(args.publish):
-                for run in range(args.runs):
+                for run in range(min(args.runs, c.max_runs)):
                     yield w, "publish", {"k": k, "messages": m}, run
 
 
@@ -391,24 +393,46 @@ def run_contender(c: Contender, args, emit) -> None:
             except Exception as exc:
                 emit({"server": c.name, "workers": workers, "error": f"did not start: {exc!r}"})
                 continue
+            gens: Optional[Generators] = None
+            held: Optional[tuple] = None  # (scenario kind, sockets) the connected clients were opened for
             try:
                 for _, scenario, p, run in items:
                     base = {"scenario": scenario, "server": c.name, "label": c.label, "workers": workers,
                             "generator": args.generator, "run": run}
                     try:
+                        kind = "publish" if scenario == "publish" else "fanout"
+                        n = p.get("n", p.get("k"))
+                        if gens is not None and (scenario == "connections" or held != (kind, n)):
+                            gens.stop()
+                            gens = None
                         if scenario == "connections":
-                            result = connections(stack, p["n"])
-                        elif scenario in ("burst", "steady"):
-                            result = fanout(stack, p["n"], p["messages"], p["rate"])
+                            result = connections(stack, n)
                         else:
-                            result = client_publish(stack, p["k"], p["messages"])
+                            if gens is None:
+                                gens, held = stack.clients(kind, n), (kind, n)
+                            if scenario == "publish":
+                                result = client_publish(stack, gens, p["messages"])
+                            else:
+                                late = args.late + (p["messages"] / p["rate"] if p["rate"] else 0)
+                                result = fanout(stack, gens, p["messages"], p["rate"], late)
+                            if result["lost"] or result["dups"]:
+                                # What is still on its way would count in (and load) the next run: start afresh.
+                                gens.stop()
+                                gens = None
+                                stack.stop()
+                                stack = Stack(c, workers, Path(tmp), args.generator, args.processes)
                     except Exception as exc:
                         result = {"error": repr(exc), **p}
+                        if gens is not None:
+                            gens.stop()
+                            gens = None
                     emit({**base, **result})
-                    if stack.server.proc.poll() is not None:
-                        emit({**base, "error": f"server exited with {stack.server.proc.returncode}"})
+                    if stack.server.proc is None or stack.server.proc.poll() is not None:
+                        emit({**base, "error": "the server is not running any more"})
                         break
             finally:
+                if gens is not None:
+                    gens.stop()
                 stack.stop()
 
 
@@ -420,9 +444,13 @@ def calibrate(args, emit) -> None:
         for run in range(args.runs):
             with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
                 stack = Stack(None, 1, Path(tmp), kind, args.processes, mode=trivial_mode(m))
+                gens = None
                 try:
-                    result = fanout(stack, n, m, 0)
+                    gens = stack.clients("fanout", n)
+                    result = fanout(stack, gens, m, 0, args.late)
                 finally:
+                    if gens is not None:
+                        gens.stop()
                     stack.stop()
             emit({"scenario": "calibration", "server": "trivial", "generator": kind, "run": run, "workers": 1, **result})
 
@@ -453,8 +481,8 @@ def machine() -> dict:
             "python": platform.python_version(), "node": version(["node", "--version"]),
             "redis": version(["redis-server", "--version"]),
             "nginx": version(["sh", "-c", "(nginx -v || /usr/sbin/nginx -v) 2>&1"]),
-            "mw": ", ".join(f"{n} {md.version(n)}" for n in ("ws4redis_mw", "gevent", "gevent-websocket", "redis", "Django", "gunicorn", "uWSGI")
-                            if _has(md, n)),
+            "mw": ", ".join(f"{n} {md.version(n)}" for n in ("ws4redis_mw", "gevent", "gevent-websocket", "redis", "Django",
+                                                             "gunicorn", "uWSGI") if _has(md, n)),
             "ws4redis06": pkg(str(CACHE / "ws4redis06/bin/python"), "django-websocket-redis Django redis gevent uWSGI"),
             "channels": pkg(str(CACHE / "channels/bin/python"), "channels channels_redis daphne Django redis"),
             "commit": version(["git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"]),
@@ -483,10 +511,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.add_argument("--" + name.replace("_", "-"), default=None,
                             help={"connections": "sockets, e.g. 1000,5000", "burst": "NxM: N subscribers, M messages",
                                   "steady": "NxRxS: N subscribers, R msg/s, S seconds", "publish": "KxM: K clients, M messages each",
-                                  "runs": "runs of each connections/burst/publish size (the median is reported)",
+                                  "runs": "runs of each burst and publish size (the median is reported); connections: one run",
                                   "calibration": "NxM against the trivial server"}.get(name))
     parser.add_argument("--generator", choices=["node", "python", "auto"], default="auto",
                         help="auto: node when bench/setup.sh installed it, else python")
+    parser.add_argument("--late", type=float, default=15.0,
+                        help="seconds after the last publish (burst: after the publish) a message may still come; later is lost")
     parser.add_argument("--processes", type=int, default=2, help="load generator processes")
     parser.add_argument("--out", default=None, help="append the JSON lines here too")
     args = parser.parse_args(argv)

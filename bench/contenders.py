@@ -47,6 +47,8 @@ class Contender:
     #: Redis connections per subscriber socket (ws4redis 0.6: one each): the subscription check waits for them.
     numsub_per_socket: int = 0
     max_workers: int = 2
+    #: Runs of each burst and publish size at most: 1 where one run takes a minute (Channels).
+    max_runs: int = 100
     missing: Callable[[], Optional[str]] = lambda: None
 
 
@@ -134,10 +136,10 @@ CONTENDERS: List[Contender] = [
               numsub_per_socket=1, missing=_venv_missing("ws4redis06")),
     Contender("channels-pubsub", "Channels 4, RedisPubSubChannelLayer, daphne", _fixed(_daphne, "channels-pubsub"),
               env=_site_env("channels_site.settings", BENCH_LAYER="pubsub"), layer="pubsub",
-              python=str(CACHE / "channels" / "bin" / "python"), max_workers=1, missing=_venv_missing("channels")),
+              python=str(CACHE / "channels" / "bin" / "python"), max_workers=1, max_runs=1, missing=_venv_missing("channels")),
     Contender("channels-core", "Channels 4, RedisChannelLayer (default), daphne", _fixed(_daphne, "channels-core"),
               env=_site_env("channels_site.settings", BENCH_LAYER="core"), layer="core",
-              python=str(CACHE / "channels" / "bin" / "python"), max_workers=1, missing=_venv_missing("channels")),
+              python=str(CACHE / "channels" / "bin" / "python"), max_workers=1, max_runs=1, missing=_venv_missing("channels")),
     Contender("bare", "bare gevent-websocket (reference)", _fixed(_bare, "bare"), env=lambda redis: {},
               sub_path="/ws/bench", pub_path="/ws/rt{i}"),
 ]

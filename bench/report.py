@@ -208,7 +208,8 @@ def machine_lines(head: dict) -> str:
 def render(full: Path, before: Optional[Path], out: Path) -> str:
     head, rows = load(full)
     made = plots(rows, out.parent / "benchmarks")
-    parts = [f"<!-- Written by bench/report.py from {full.name}{' and ' + before.name if before else ''}; edit bench/report.py, not this file. -->",
+    sources = full.name + (" and " + before.name if before else "")
+    parts = [f"<!-- Written by bench/report.py from {sources}; edit bench/report.py, not this file. -->",
              "# Benchmarks: ws4redis_mw beside ws4redis 0.6, Django Channels and a bare gevent server", "",
              "Reproduce on your machine (about 15 minutes on 2 cores; `QUICK=1`: about a minute, written to "
              "`.cache/bench/benchmarks-quick.md`):", "", "```sh", "make bench", "```", "",

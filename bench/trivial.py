@@ -11,7 +11,13 @@ from gevent import monkey
 
 monkey.patch_all()
 
-import argparse, base64, hashlib, signal, socket, time  # noqa: E401,E402
+import argparse  # noqa: E402
+import base64  # noqa: E402
+import hashlib  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import time  # noqa: E402
+
 import gevent  # noqa: E402
 from gevent.server import StreamServer  # noqa: E402
 
@@ -28,7 +34,8 @@ def handle(sock, _address):
         buf += chunk
     key = next(line.split(b":", 1)[1].strip() for line in buf.split(b"\r\n") if line.lower().startswith(b"sec-websocket-key:"))
     accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-    sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+    sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
     clients.append(sock)
     while sock.recv(65536):  # until the client goes
         pass
