@@ -88,9 +88,17 @@ def fanout_table(rows: List[dict], scenario: str, workers: int = 1) -> str:
         lines.append([label(rows, server), size, str(len(runs)), cell(runs, "server_cpu_us_per_delivery", 2),
                       f"{cpu / ref:.2f}" if cpu and ref else "-", cell(runs, "deliveries_per_s", 0),
                       cell(runs, "lost", 0), cell(runs, "dups", 0), cell(runs, "p50_ms"), cell(runs, "p99_ms"),
-                      cell(runs, "max_ms"), cell(runs, "gen_cpu_us_per_delivery", 2), cell(runs, "redis_cpu_s", 2)])
+                      cell(runs, "max_ms"), cell(runs, "gen_cpu_us_per_delivery", 2), busy(runs), cell(runs, "redis_cpu_s", 2)])
     return table(["server", "subscribers × messages", "runs", "server CPU µs/delivery", "× bare", "deliveries/s", "lost",
-                  "dups", "p50 ms", "p99 ms", "max ms", "generator CPU µs/delivery", "Redis CPU s"], lines)
+                  "dups", "p50 ms", "p99 ms", "max ms", "generator CPU µs/delivery", "cores busy: server / generator",
+                  "Redis CPU s"], lines)
+
+
+def busy(runs: List[dict]) -> str:
+    """CPU-seconds per wall-second of the server and of the generator (medians): which of them was near its limit."""
+    server = [r["server_cpu_s"] / r["wall_s"] for r in runs if r.get("wall_s")]
+    gen = [r["gen_cpu_s"] / r["wall_s"] for r in runs if r.get("wall_s")]
+    return f"{statistics.median(server):.2f} / {statistics.median(gen):.2f}" if server else "-"
 
 
 def connections_table(rows: List[dict]) -> str:
@@ -148,22 +156,28 @@ def errors(rows: List[dict]) -> List[str]:
 
 
 def headline(rows: List[dict]) -> List[Tuple[str, str, Optional[float], Optional[float]]]:
-    """(server, scenario size, CPU/delivery, ratio to bare) of the largest 1-worker burst and the fastest steady run."""
+    """(server, scenario size, CPU/delivery, ratio to bare) of every 1-worker burst and steady run of 1,000 subscribers."""
     out = []
     for scenario in ("burst", "steady"):
-        g = groups((r for r in rows if r.get("workers", 1) == 1), scenario,
+        g = groups((r for r in rows if r.get("workers", 1) == 1 and r["sockets"] == 1000), scenario,
                    lambda r: (r["server"], r["sockets"], r["messages"], r.get("rate", 0)))
-        sizes = sorted({k[1:] for k in g}, key=lambda k: (k[0] * (k[1] if not k[2] else k[2])), reverse=True)
-        if not sizes:
-            continue
-        size = next((s for s in sizes if s[0] == 1000), sizes[0])
-        ref = med(g.get(("bare", *size), []), "server_cpu_us_per_delivery")
-        for (s, *k), runs in g.items():
-            if tuple(k) == size:
-                cpu = med(runs, "server_cpu_us_per_delivery")
-                desc = f"{size[0]:,} × {size[1]:,}" if not size[2] else f"{size[0]:,} × {fmt(size[2], 0)}/s"
-                out.append((s, f"{scenario} {desc}", cpu, cpu / ref if cpu and ref else None))
+        for size in sorted({k[1:] for k in g}, key=lambda k: (k[2], k[1])):
+            ref = med(g.get(("bare", *size), []), "server_cpu_us_per_delivery")
+            desc = f"{scenario} {size[0]:,} × {size[1]:,}" if not size[2] else f"{scenario} {size[0]:,} × {fmt(size[2], 0)}/s"
+            for (s, *k), runs in g.items():
+                if tuple(k) == size:
+                    cpu = med(runs, "server_cpu_us_per_delivery")
+                    out.append((s, desc, cpu, cpu / ref if cpu and ref else None))
     return out
+
+
+def headline_table(rows: List[dict]) -> str:
+    hl = headline(rows)
+    columns = list(dict.fromkeys(sc for _, sc, _, _ in hl))
+    pivot: Dict[str, Dict[str, str]] = defaultdict(dict)
+    for s, sc, c, r in hl:
+        pivot[s][sc] = f"{fmt(c, 2)} ({r:.2f}× bare)" if r else fmt(c, 2)
+    return table(["server"] + columns, [[label(rows, s)] + [pivot[s].get(col, "-") for col in columns] for s in sorted(pivot, key=rank)])
 
 
 def plots(rows: List[dict], outdir: Path) -> List[str]:
@@ -224,10 +238,8 @@ def render(full: Path, before: Optional[Path], out: Path) -> str:
              "Latency is receive time minus the send time the publisher wrote into the payload (same clock). "
              "Each cell is the median of its runs, with the min-max spread in brackets.", "",
              "## Machine", "", machine_lines(head), ""]
-    hl = headline(rows)
-    if hl:
-        parts += ["## Headline", "", table(["server", "scenario", "server CPU µs/delivery", "× bare"],
-                                           [[label(rows, s), sc, fmt(c, 2), f"{r:.2f}" if r else "-"] for s, sc, c, r in hl]), ""]
+    if headline(rows):
+        parts += ["## Headline: server CPU µs per delivery, 1,000 subscribers, one worker", "", headline_table(rows), ""]
     sections = [("Calibration: the load generator against a trivial server", calibration_table(rows),
                  "The trivial server (`bench/trivial.py`) writes ready-made frames, so these rows are the generator's own "
                  "ceiling: deliveries per CPU-second of the generator, whichever of Python (`bench/loadgen.py`, raw gevent "
@@ -259,7 +271,10 @@ def render(full: Path, before: Optional[Path], out: Path) -> str:
                   f"(on {bhead.get('date', '?')}, commit `{bhead.get('commit', '?')}`, generator {bhead.get('generator', '?')}):", "",
                   "```sh", "cd bench && ../.cache/bench/mw/bin/python compare.py " + " ".join(bhead.get("argv", [])), "```", "",
                   "These figures come from another run than the tables above: compare ratios inside one table only.", "",
-                  fanout_table(brows, "burst"), "", fanout_table(brows, "steady"), ""]
+                  headline_table(brows), "", fanout_table(brows, "burst"), "", fanout_table(brows, "steady"), ""]
+    notes = full.parent / "notes.md"
+    if notes.exists():
+        parts += ["## Notes on this run", "", notes.read_text().strip(), ""]
     problems = errors(rows)
     if problems:
         parts += ["## What did not run", ""] + problems + [""]
