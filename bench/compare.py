@@ -262,15 +262,15 @@ class Stack:
 
 
 def wait_delivered(gens: Generators, expected: int, idle: float, limit: float) -> None:
-    """Until every message is in, or nothing came for ``idle`` seconds."""
-    last, since, start = -1, time.monotonic(), time.monotonic()
+    """Until every message is in, or, once some came, nothing more came for ``idle`` seconds, or ``limit`` seconds passed."""
+    last, since, start = 0, time.monotonic(), time.monotonic()
     while time.monotonic() - start < limit:
         got = sum(r["received"] for r in gens.ask({"cmd": "count"}))
         if got >= expected:
             return
         if got != last:
             last, since = got, time.monotonic()
-        elif time.monotonic() - since > idle:
+        elif got and time.monotonic() - since > idle:
             return
         time.sleep(0.1)
 
