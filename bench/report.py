@@ -245,8 +245,9 @@ def render(full: Path, before: Optional[Path], out: Path) -> str:
                  "ceiling: deliveries per CPU-second of the generator, whichever of Python (`bench/loadgen.py`, raw gevent "
                  "sockets) and Node (`bench/loadgen.js`, the `ws` package) is cheaper runs the comparison."),
                 ("Connections: idle sockets opened and held", connections_table(rows),
-                 "\"held\" counts the sockets still open 3 s after the last one opened, as the clients see them. RSS, "
-                 "descriptors and Redis clients are the growth over the idle server, divided by the sockets held."),
+                 "\"held\" counts the sockets still open 3 s after the last one opened, as the clients see them. RSS and "
+                 "descriptors are the growth over the idle server, divided by the sockets held; Redis clients are all the "
+                 "server's connections to its Redis while the sockets are open."),
                 ("Burst fan-out: N subscribers of one facility, M messages published at once", fanout_table(rows, "burst"),
                  "Messages are PUBLISHed in pipelines of 100 (Channels: `group_send` one after the other). "
                  "deliveries/s is deliveries divided by the time from the first publish to the last delivery."),
