@@ -47,7 +47,7 @@ class Contender:
     #: Redis connections per subscriber socket (ws4redis 0.6: one each): the subscription check waits for them.
     numsub_per_socket: int = 0
     max_workers: int = 2
-    #: Runs of each burst and publish size at most: 1 where one run takes a minute (Channels).
+    #: Runs of each burst and publish size at most: 1 where one run can take a minute (Channels, ws4redis 0.6).
     max_runs: int = 100
     missing: Callable[[], Optional[str]] = lambda: None
 
@@ -133,7 +133,7 @@ CONTENDERS: List[Contender] = [
               missing=lambda: _uwsgi_missing() or (None if nginx_binary() else "nginx is not installed")),
     Contender("ws4redis06", "django-websocket-redis 0.6, uWSGI --gevent", _fixed(_ws4redis06, "ws4redis06"),
               env=_site_env("ws4redis06_site.settings"), python=str(CACHE / "ws4redis06" / "bin" / "python"),
-              numsub_per_socket=1, missing=_venv_missing("ws4redis06")),
+              numsub_per_socket=1, max_runs=1, missing=_venv_missing("ws4redis06")),
     Contender("channels-pubsub", "Channels 4, RedisPubSubChannelLayer, daphne", _fixed(_daphne, "channels-pubsub"),
               env=_site_env("channels_site.settings", BENCH_LAYER="pubsub"), layer="pubsub",
               python=str(CACHE / "channels" / "bin" / "python"), max_workers=1, max_runs=1, missing=_venv_missing("channels")),

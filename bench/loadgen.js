@@ -40,7 +40,7 @@ function connect(client) {
   return new Promise((resolve) => {
     const path = spec.path.replace('{i}', String(client.index));
     const ws = new WebSocket(`ws://${spec.host}:${spec.port}${path}`, {
-      perMessageDeflate: false, origin: `http://${spec.host}:${spec.port}`, handshakeTimeout: 30000,
+      perMessageDeflate: false, origin: `http://${spec.host}:${spec.port}`, handshakeTimeout: 10000,
     });
     client.ws = ws;
     ws.on('open', () => { client.open = true; resolve(null); });

@@ -76,7 +76,7 @@ class Client:
     def connect(self) -> None:
         g = self.gen
         path = g.path.replace("{i}", str(self.index))
-        sock = socket.create_connection((g.host, g.port), timeout=30)
+        sock = socket.create_connection((g.host, g.port), timeout=10)
         key = base64.b64encode(os.urandom(16)).decode()
         sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {g.host}:{g.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                       f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: http://{g.host}:{g.port}\r\n\r\n").encode())
