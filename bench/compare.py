@@ -349,8 +349,9 @@ def sizes(text: str) -> List[List[int]]:
 
 PLANS = {
     "full": dict(connections="1000,5000", burst="1000x1000,100x1000,5000x100", steady="1000x10x20,1000x100x20",
-                 publish="100x50", workers_burst="1000x1000", workers_steady="1000x100x20", runs=3, steady_runs=1, calibration="1000x200"),
-    "quick": dict(connections="1000", burst="1000x200", steady="1000x100x5", publish="50x50",
+                 publish="100x50", workers_burst="1000x1000", workers_steady="1000x100x20", runs=3,
+                 skip="mw-pywsgi:steady,mw-gunicorn-pywsgi:steady", steady_runs=1, calibration="1000x200"),
+    "quick": dict(connections="1000", burst="1000x200", steady="1000x100x3", publish="50x50",
                   workers_burst="1000x200", workers_steady="", runs=1, steady_runs=1, calibration="1000x200"),
     "smoke": dict(connections="5", burst="3x5", steady="3x20x0.5", publish="2x3", workers_burst="3x5",
                   workers_steady="3x20x0.5", runs=1, steady_runs=1, calibration="4x20"),
@@ -384,7 +385,8 @@ def plan_runs(c: Contender, args) -> Iterator[tuple]:
 def run_contender(c: Contender, args, emit) -> None:
     by_workers: Dict[int, List[tuple]] = {}
     for item in plan_runs(c, args):
-        by_workers.setdefault(item[0], []).append(item)
+        if f"{c.name}:{item[1]}" not in args.skip:
+            by_workers.setdefault(item[0], []).append(item)
     for workers, items in by_workers.items():
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
             try:
@@ -506,12 +508,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--workers-servers", default="mw-gunicorn-gws,mw-uwsgi,bare",
                         help="contenders rerun with 2 worker processes (the workers scenario)")
     for name in ("connections", "burst", "steady", "publish", "workers_burst", "workers_steady", "runs", "steady_runs",
-                 "calibration"):
+                 "calibration", "skip"):
         parser.add_argument("--" + name.replace("_", "-"), default=None,
                             help={"connections": "sockets, e.g. 1000,5000", "burst": "NxM: N subscribers, M messages",
                                   "steady": "NxRxS: N subscribers, R msg/s, S seconds", "publish": "KxM: K clients, M messages each",
                                   "runs": "runs of each burst and publish size (the median is reported); connections: one run",
-                                  "calibration": "NxM against the trivial server"}.get(name))
+                                  "calibration": "NxM against the trivial server",
+                                  "skip": "server:scenario pairs not to run (full plan: the steady runs of the two pywsgi "
+                                          "modes, whose core is the same as under gunicorn GeventWebSocketWorker)"}.get(name))
     parser.add_argument("--generator", choices=["node", "python", "auto"], default="auto",
                         help="auto: node when bench/setup.sh installed it, else python")
     parser.add_argument("--late", type=float, default=10.0,
@@ -525,6 +529,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args.runs, args.steady_runs = int(args.runs), int(args.steady_runs)
     args.scenarios = set(args.scenarios.split(","))
     args.workers_servers = set(args.workers_servers.split(","))
+    args.skip = set((args.skip or "").split(","))
     if args.generator == "auto":
         args.generator = "node" if node_binary() else "python"
 
