@@ -348,9 +348,9 @@ def sizes(text: str) -> List[List[int]]:
 
 
 PLANS = {
-    "full": dict(connections="1000,5000", burst="1000x1000,100x1000,5000x100", steady="1000x10x20,1000x100x20",
+    "full": dict(connections="1000,5000", burst="1000x1000,5000x100", steady="1000x10x20,1000x100x20",
                  publish="100x50", workers_burst="1000x1000", workers_steady="1000x100x20", runs=3,
-                 skip="mw-pywsgi:steady,mw-gunicorn-pywsgi:steady", steady_runs=1, calibration="1000x200"),
+                 skip="mw-pywsgi:steady,mw-gunicorn-pywsgi:steady,channels-core:steady", steady_runs=1, calibration="1000x200"),
     "quick": dict(connections="1000", burst="1000x200", steady="1000x100x3", publish="50x50",
                   workers_burst="1000x200", workers_steady="", runs=1, steady_runs=1, calibration="1000x200"),
     "smoke": dict(connections="5", burst="3x5", steady="3x20x0.5", publish="2x3", workers_burst="3x5",
@@ -505,7 +505,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--quick", action="store_const", const="quick", dest="plan", help="--plan quick")
     parser.add_argument("--servers", default=",".join(c.name for c in CONTENDERS), help="comma-separated contender names")
     parser.add_argument("--scenarios", default="calibration,connections,burst,steady,publish,workers")
-    parser.add_argument("--workers-servers", default="mw-gunicorn-gws,mw-uwsgi,bare",
+    parser.add_argument("--workers-servers", default="mw-gunicorn-gws,bare",
                         help="contenders rerun with 2 worker processes (the workers scenario)")
     for name in ("connections", "burst", "steady", "publish", "workers_burst", "workers_steady", "runs", "steady_runs",
                  "calibration", "skip"):
@@ -515,10 +515,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                                   "runs": "runs of each burst and publish size (the median is reported); connections: one run",
                                   "calibration": "NxM against the trivial server",
                                   "skip": "server:scenario pairs not to run (full plan: the steady runs of the two pywsgi "
-                                          "modes, whose core is the same as under gunicorn GeventWebSocketWorker)"}.get(name))
+                                          "modes, whose core is the same as under gunicorn GeventWebSocketWorker, and of "
+                                          "Channels' default layer, as overloaded as the pubsub one)"}.get(name))
     parser.add_argument("--generator", choices=["node", "python", "auto"], default="auto",
                         help="auto: node when bench/setup.sh installed it, else python")
-    parser.add_argument("--late", type=float, default=10.0,
+    parser.add_argument("--late", type=float, default=8.0,
                         help="seconds after the last publish (burst: after the publish) a message may still come; later is lost")
     parser.add_argument("--processes", type=int, default=2, help="load generator processes")
     parser.add_argument("--out", default=None, help="append the JSON lines here too")
@@ -536,7 +537,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = open(args.out, "a") if args.out else None
 
     def emit(obj: dict) -> None:
-        line = json.dumps(obj)
+        line = json.dumps({**obj, "t": round(time.time(), 1)})
         print(line, flush=True)
         if out:
             out.write(line + "\n")

@@ -287,7 +287,11 @@ def main() -> None:
     parser.add_argument("results")
     parser.add_argument("--before", default=None)
     parser.add_argument("--out", default="docs/benchmarks.md")
+    parser.add_argument("--headline", action="store_true", help="print the headline table only (the README quotes it)")
     args = parser.parse_args()
+    if args.headline:
+        print(headline_table(load(Path(args.results))[1]))
+        return
     out = Path(args.out)
     text = render(Path(args.results), Path(args.before) if args.before else None, out)
     out.parent.mkdir(parents=True, exist_ok=True)
