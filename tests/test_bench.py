@@ -23,6 +23,8 @@ from conftest import require
 from servers import ROOT, nginx_binary, redis_server_binary, uwsgi_missing
 
 BENCH = ROOT / "bench"
+# The smoke run takes about a minute; a broken server makes every run wait out its limits.
+pytestmark = pytest.mark.timeout(600)
 MW = ["mw-pywsgi", "mw-gunicorn-pywsgi", "mw-gunicorn-gws", "mw-uwsgi", "mw-nginx-uwsgi"]
 SERVERS = ["bare", *MW]
 
@@ -56,8 +58,14 @@ def smoke(tmp_path_factory):
     tools()
     token = uuid.uuid4().hex
     out = tmp_path_factory.mktemp("bench") / "smoke.jsonl"
-    proc = start(token, "--servers", ",".join(SERVERS), "--workers-servers", "mw-gunicorn-gws,mw-uwsgi,bare", "--out", str(out))
-    stdout, stderr = proc.communicate(timeout=400)
+    proc = start(token, "--late", "5", "--servers", ",".join(SERVERS), "--workers-servers", "mw-gunicorn-gws,mw-uwsgi,bare",
+                 "--out", str(out))
+    try:
+        stdout, stderr = proc.communicate(timeout=500)
+    finally:
+        if proc.poll() is None:  # a timeout: compare.py stops what it started on SIGTERM
+            proc.terminate()
+            proc.wait(60)
     assert proc.returncode == 0, stderr[-3000:]
     lines = [json.loads(line) for line in stdout.splitlines()]
     return {"lines": lines, "rows": [r for r in lines if not r.get("machine")], "token": token, "out": out}
@@ -134,6 +142,10 @@ def test_sigterm_stops_every_process_it_started():
         time.sleep(0.2)
     time.sleep(1)
     proc.send_signal(signal.SIGTERM)
-    proc.wait(30)
+    try:
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert proc.returncode == 130
     assert left_behind(token) == []
