@@ -215,12 +215,16 @@ def machine_lines(head: dict) -> str:
     keys = [("date", "date"), ("commit", "commit of this checkout"), ("cpu", "CPU"), ("cores", "cores"), ("kernel", "kernel"),
             ("python", "Python"), ("node", "Node"), ("redis", "redis-server"), ("nginx", "nginx"), ("mw", "ws4redis_mw venv"),
             ("ws4redis06", "ws4redis 0.6 venv"), ("channels", "Channels venv"), ("generator", "load generator"),
-            ("processes", "generator processes"), ("argv", "compare.py arguments")]
+            ("processes", "generator processes"), ("argv", "compare.py arguments"),
+            ("duration", "duration"), ("core_commit", "last commit of ws4redis_mw/")]
     return "\n".join(f"- {title}: {head[k] if k != 'argv' else '`' + ' '.join(head[k]) + '`'}" for k, title in keys if k in head)
 
 
 def render(full: Path, before: Optional[Path], out: Path) -> str:
     head, rows = load(full)
+    stamps = [r["t"] for r in [head, *rows] if "t" in r]
+    if len(stamps) > 1:
+        head = {**head, "duration": f"{(max(stamps) - min(stamps)) / 60:.1f} minutes from the first line to the last"}
     made = plots(rows, out.parent / "benchmarks")
     sources = full.name + (" and " + before.name if before else "")
     parts = [f"<!-- Written by bench/report.py from {sources}; edit bench/report.py, not this file. -->",
