@@ -180,6 +180,19 @@ def headline_table(rows: List[dict]) -> str:
     return table(["server"] + columns, [[label(rows, s)] + [pivot[s].get(col, "-") for col in columns] for s in sorted(pivot, key=rank)])
 
 
+def before_after(brows: List[dict], rows: List[dict]) -> str:
+    before = {(s, sc): (c, r) for s, sc, c, r in headline(brows)}
+    after = {(s, sc): (c, r) for s, sc, c, r in headline(rows)}
+    lines = []
+    for key in sorted(set(before) & set(after), key=lambda k: (rank(k[0]), k[1])):
+        if key[0] == "bare":
+            continue
+        (bc, br), (ac, ar) = before[key], after[key]
+        lines.append([label(rows, key[0]), key[1], f"{br:.2f}" if br else "-", f"{ar:.2f}" if ar else "-",
+                      f"{ar / br:.2f}" if ar and br else "-"])
+    return table(["server", "scenario", "before: × bare", "now: × bare", "now / before"], lines)
+
+
 def plots(rows: List[dict], outdir: Path) -> List[str]:
     try:
         import matplotlib
@@ -276,7 +289,9 @@ def render(full: Path, before: Optional[Path], out: Path) -> str:
                   f"(on {bhead.get('date', '?')}, commit `{bhead.get('commit', '?')}`, generator {bhead.get('generator', '?')}):", "",
                   "```sh", "cd bench && ../.cache/bench/mw/bin/python compare.py " + " ".join(bhead.get("argv", [])), "```", "",
                   "These figures come from another run than the tables above: compare ratios inside one table only.", "",
-                  headline_table(brows), "", fanout_table(brows, "burst"), "", fanout_table(brows, "steady"), ""]
+                  headline_table(brows), "",
+                  "Each core against the bare server of its own run (× bare), for the servers and sizes both runs have:", "",
+                  before_after(brows, rows), "", fanout_table(brows, "burst"), "", fanout_table(brows, "steady"), ""]
     notes = full.parent / "notes.md"
     if notes.exists():
         parts += ["## Notes on this run", "", notes.read_text().strip(), ""]
