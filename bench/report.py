@@ -188,9 +188,10 @@ def before_after(brows: List[dict], rows: List[dict]) -> str:
         if key[0] == "bare":
             continue
         (bc, br), (ac, ar) = before[key], after[key]
-        lines.append([label(rows, key[0]), key[1], f"{br:.2f}" if br else "-", f"{ar:.2f}" if ar else "-",
-                      f"{ar / br:.2f}" if ar and br else "-"])
-    return table(["server", "scenario", "before: × bare", "now: × bare", "now / before"], lines)
+        lines.append([label(rows, key[0]), key[1], fmt(bc, 2), f"{br:.2f}" if br else "-", fmt(ac, 2),
+                      f"{ar:.2f}" if ar else "-", f"{ar / br:.2f}" if ar and br else "-"])
+    return table(["server", "scenario", "before: µs/delivery", "before: × bare", "now: µs/delivery", "now: × bare",
+                  "now / before (× bare)"], lines)
 
 
 def plots(rows: List[dict], outdir: Path) -> List[str]:
