@@ -207,7 +207,7 @@ def plots(rows: List[dict], outdir: Path) -> List[str]:
     for field, title, name in (("deliveries_per_s", "burst fan-out: deliveries per second", "burst-deliveries.png"),
                                ("p99_ms", "burst fan-out: p99 latency (ms)", "burst-p99.png"),
                                ("server_cpu_us_per_delivery", "burst fan-out: server CPU µs per delivery", "burst-cpu.png")):
-        fig, ax = plt.subplots(figsize=(7, 4.2))
+        fig, ax = plt.subplots(figsize=(9.5, 4.2))
         for server in sorted({k[0] for k in g}, key=rank):
             points = sorted((k[1], med(v, field)) for k, v in g.items() if k[0] == server and med(v, field) is not None)
             if points:
@@ -217,7 +217,7 @@ def plots(rows: List[dict], outdir: Path) -> List[str]:
         ax.set_xlabel("subscribers")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         fig.tight_layout()
         fig.savefig(outdir / name, dpi=90)
         plt.close(fig)
@@ -282,7 +282,8 @@ def render(full: Path, before: Optional[Path], out: Path) -> str:
         if body.count("\n") >= 2:
             parts += [f"## {title}", "", note, "", body, ""]
     if made:
-        parts += ["## Plots", ""] + [f"![{m}](benchmarks/{m})" for m in made] + [""]
+        parts += ["## Plots", "", "One point per size of the burst table, medians, log scales (the sizes differ in messages "
+                  "as well as subscribers: read the table for those).", ""] + [f"![{m}](benchmarks/{m})" for m in made] + [""]
     if before:
         bhead, brows = load(before)
         parts += ["## Before: the core at commit 64c07a4", "",
