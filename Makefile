@@ -36,8 +36,22 @@ test:
 	$(PY) -m mypy
 	$(PY) -m pytest --cov --cov-report=term $(PYTEST_ARGS)
 
-bench: $(VENV)/.demo
-	$(PY) bench/fanout.py
+# make bench: the side-by-side comparison (about 15 min on 2 cores), written to
+# docs/benchmarks.md; make bench QUICK=1: a 1-minute subset, written to
+# .cache/bench/benchmarks-quick.md.  Its virtualenvs live in .cache/bench/.
+BENCH_PY := .cache/bench/mw/bin/python
+bench:
+	bash bench/setup.sh $(if $(QUICK),mw,all)
+ifdef QUICK
+	rm -f .cache/bench/quick.jsonl
+	cd bench && ../$(BENCH_PY) compare.py --quick --servers mw-gunicorn-gws,mw-uwsgi,bare --out ../.cache/bench/quick.jsonl $(BENCH_ARGS)
+	$(BENCH_PY) bench/report.py .cache/bench/quick.jsonl --out .cache/bench/benchmarks-quick.md
+else
+	rm -f bench/results/full.jsonl
+	mkdir -p bench/results
+	cd bench && ../$(BENCH_PY) compare.py --out results/full.jsonl $(BENCH_ARGS)
+	$(BENCH_PY) bench/report.py bench/results/full.jsonl --before bench/results/before.jsonl --out docs/benchmarks.md
+endif
 
 clean:
 	rm -rf $(VENV) .cache
