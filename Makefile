@@ -36,7 +36,7 @@ test:
 	$(PY) -m mypy
 	$(PY) -m pytest --cov --cov-report=term $(PYTEST_ARGS)
 
-# make bench: the side-by-side comparison (about 15 min on 2 cores), written to
+# make bench: the side-by-side comparison (about 16 min on 2 cores), written to
 # docs/benchmarks.md; make bench QUICK=1: a 1-minute subset, written to
 # .cache/bench/benchmarks-quick.md.  Its virtualenvs live in .cache/bench/.
 BENCH_PY := .cache/bench/mw/bin/python

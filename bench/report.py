@@ -243,7 +243,7 @@ def render(full: Path, before: Optional[Path], out: Path) -> str:
     sources = full.name + (" and " + before.name if before else "")
     parts = [f"<!-- Written by bench/report.py from {sources}; edit bench/report.py, not this file. -->",
              "# Benchmarks: ws4redis_mw beside ws4redis 0.6, Django Channels and a bare gevent server", "",
-             "Reproduce on your machine (about 15 minutes on 2 cores; `QUICK=1`: about a minute, written to "
+             "Reproduce on your machine (about 16 minutes on 2 cores; `QUICK=1`: about a minute, written to "
              "`.cache/bench/benchmarks-quick.md`):", "", "```sh", "make bench", "```", "",
              "It installs its virtualenvs under `.cache/bench/` (`bench/setup.sh`), runs `bench/compare.py` "
              f"(the raw JSON lines go to `bench/results/{full.name}`) and this report, `bench/report.py`. "
