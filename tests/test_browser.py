@@ -54,11 +54,14 @@ def site(request, project, redis_server, workdir):
 
 @pytest.fixture
 def browse(browser, site):
-    """browse(user=None) -> a new browser context, logged in as ``user``; JavaScript errors fail the test."""
+    """browse(user=None, viewport=None) -> a new browser context, logged in as ``user``; JavaScript errors fail the test.
+
+    It uses the requesting module's ``site`` fixture (tests/test_example_chat.py has its own).
+    """
     contexts, errors = [], []
 
-    def _browse(user=None):
-        context = browser.new_context(base_url=site.http, viewport={"width": 1000, "height": 720})
+    def _browse(user=None, viewport=None):
+        context = browser.new_context(base_url=site.http, viewport=viewport or {"width": 1000, "height": 720})
         context.on("weberror", lambda error: errors.append(error.error))
         contexts.append(context)
         if user is not None:

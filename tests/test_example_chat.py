@@ -8,7 +8,7 @@ Screenshots go to ``tests/_artifacts/``.
 from __future__ import annotations
 
 import pytest
-from test_browser import ARTIFACTS, WAIT, browser, messages, open_chat, send  # noqa: F401 (browser: a fixture)
+from test_browser import ARTIFACTS, WAIT, browse, browser, messages, open_chat, send  # noqa: F401 (browse, browser: fixtures)
 
 from example import copy_example, example_server
 from servers import RedisServer
@@ -36,31 +36,6 @@ def site(own_redis, tmp_path_factory):
     server.start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def browse(browser, site):  # noqa: F811
-    """browse(user=None, viewport=...) -> a new browser context, logged in as ``user``; JavaScript errors fail the test."""
-    contexts, errors = [], []
-
-    def _browse(user=None, viewport=None):
-        context = browser.new_context(base_url=site.http, viewport=viewport or {"width": 1000, "height": 720})
-        context.on("weberror", lambda error: errors.append(error.error))
-        contexts.append(context)
-        if user is not None:
-            page = context.new_page()
-            page.goto("/login/?next=/user/")
-            page.fill("input[name=username]", user)
-            page.fill("input[name=password]", "demo")
-            page.click("button[type=submit]")
-            page.wait_for_url("**/user/")
-            page.close()
-        return context
-
-    yield _browse
-    for context in contexts:
-        context.close()
-    assert not errors, errors
 
 
 def outside_viewport(page, selector: str, width: int):

@@ -63,19 +63,25 @@ def flood(server, path: str, seconds: float) -> subprocess.Popen:
                             stdout=subprocess.PIPE, text=True)
 
 
+def victim_latencies(victim, redis_server, count: int, pause: float = 0.0) -> list:
+    """Publish ``count`` messages to the victim's channel; seconds until each arrived (all must, in order)."""
+    latencies = []
+    for i in range(count):
+        sent = time.monotonic()
+        redis_server.client().publish("broadcast:victim", f"m{i}")
+        assert victim.recv(timeout=5) == f"m{i}"
+        latencies.append(time.monotonic() - sent)
+        time.sleep(pause)
+    return latencies
+
+
 @pytest.mark.parametrize("mode_name", ["pywsgi", "gunicorn-geventwebsocket"])
 def test_frame_flood_is_closed_with_1008_while_others_are_served(serve, redis_server, mode_name):
     server = serve(mode_name, WS4REDIS_TEST_MAX_FRAME_RATE="1000", WS4REDIS_TEST_HEARTBEAT="")
     with connect(server.ws + "/ws/victim?subscribe-broadcast", open_timeout=5) as victim:
         flooder = flood(server, "/ws/flood?subscribe-broadcast", 5)
         time.sleep(0.5)
-        latencies = []
-        for i in range(20):
-            sent = time.monotonic()
-            redis_server.client().publish("broadcast:victim", f"m{i}")
-            assert victim.recv(timeout=5) == f"m{i}"
-            latencies.append(time.monotonic() - sent)
-            time.sleep(0.05)
+        latencies = victim_latencies(victim, redis_server, 20, pause=0.05)
         output, _ = flooder.communicate(timeout=30)
     assert output.strip() == "1008"
     print(f"\n{mode_name}: victim latency under a frame flood: max {max(latencies) * 1000:.1f} ms")
@@ -86,12 +92,7 @@ def test_unlimited_frame_flood_does_not_freeze_the_worker(serve, redis_server):
     flooder = flood(server, "/ws/flood?subscribe-broadcast", 4)
     time.sleep(0.5)
     with connect(server.ws + "/ws/victim?subscribe-broadcast", open_timeout=5) as victim:
-        latencies = []
-        for i in range(10):
-            sent = time.monotonic()
-            redis_server.client().publish("broadcast:victim", f"m{i}")
-            assert victim.recv(timeout=5) == f"m{i}"
-            latencies.append(time.monotonic() - sent)
+        latencies = victim_latencies(victim, redis_server, 10)
         started = time.monotonic()
         with urllib.request.urlopen(server.http + "/hello", timeout=5) as response:
             assert response.status == 203  # the test project's view answers 203
