@@ -11,6 +11,30 @@ from typing import List, Tuple
 
 TIMEOUT = 5
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+#: WS4REDIS_HEARTBEAT of the test project, sent after 4 s of silence from the client.
+HEARTBEAT = "--heartbeat--"
+
+
+def recv(ws, timeout: float = TIMEOUT):
+    """The next message ``ws`` (a websockets client) receives within ``timeout`` seconds, heartbeats skipped.
+
+    The server's heartbeat comes after 4 s of client silence, which a slow
+    machine reaches in the middle of a test.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        received = ws.recv(timeout=max(0.0, deadline - time.monotonic()))
+        if received != HEARTBEAT:
+            return received
+
+
+def assert_silent(ws, timeout: float = 0.5) -> None:
+    """``ws`` receives nothing but heartbeats for ``timeout`` seconds."""
+    try:
+        received = recv(ws, timeout)
+    except TimeoutError:
+        return
+    raise AssertionError(f"received {received!r}")
 
 
 def client_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, mask: bytes = b"\x37\xfa\x21\x3d") -> bytes:

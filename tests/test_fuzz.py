@@ -23,11 +23,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import KEY, client_frame, exchange, open_descriptors, server_stats, split_frames, status_of, websocket_exchange
+from helpers import KEY, client_frame, exchange, open_descriptors, recv, server_stats, split_frames, status_of, websocket_exchange
 
 HANDSHAKE_EXAMPLES = 300
 FRAME_EXAMPLES = 200
-HEARTBEAT = "--heartbeat--"  # WS4REDIS_HEARTBEAT of the test project
 SETTLE = 15.0  # seconds the server gets to free what the fuzzed connections held
 #: Statuses that would mean the server (or the backend behind nginx) failed.
 FAILURE_STATUSES = {500, 502, 503, 504}
@@ -235,9 +234,7 @@ class GoodClient:
         while not self.redis.publish(self.channel, message):  # subscribed yet (the hub confirms before the 101)?
             assert time.monotonic() < deadline, "the good client's channel has no subscriber"
             time.sleep(0.05)
-        received = self.ws.recv(timeout=10)
-        while received == HEARTBEAT:  # the server's, after 4 s of silence from this client
-            received = self.ws.recv(timeout=10)
+        received = recv(self.ws, timeout=10)
         if received != message:
             self.unexpected.append(received)
         assert received == message, self.unexpected

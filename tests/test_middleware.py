@@ -6,6 +6,7 @@ import pytest
 from websockets.sync.client import connect
 
 from conftest import start_server
+from helpers import recv
 from servers import PYTHON, ServerMode
 
 PREFIXED = ServerMode(
@@ -27,7 +28,7 @@ def test_settings_given_to_the_middleware_name_the_channels(prefixed, redis_serv
         redis = redis_server.client()
         assert redis.publish("broadcast:pre", "unprefixed") == 0  # nobody subscribed to Django's name
         assert redis.publish("x:broadcast:pre", "prefixed") == 1
-        assert ws.recv(timeout=5) == "prefixed"
+        assert recv(ws) == "prefixed"
         ws.send("from the client")  # published under the prefix too, and echoed back from there
-        assert ws.recv(timeout=5) == "from the client"
+        assert recv(ws) == "from the client"
         assert redis.get("x:broadcast:pre") is None  # an anonymous client's publish is not kept (WS4REDIS_ANONYMOUS_EXPIRE)

@@ -14,20 +14,11 @@ import uuid
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from helpers import KEY, TIMEOUT, client_frame, masked_frame, raw_handshake, raw_websocket, read_close_code  # noqa: F401
+from helpers import HEARTBEAT, KEY, TIMEOUT, assert_silent, client_frame, masked_frame, raw_handshake, raw_websocket, read_close_code, recv  # noqa: F401
 
 
 def facility() -> str:
     return "f" + uuid.uuid4().hex[:12]
-
-
-def recv(ws, timeout: float = TIMEOUT):
-    return ws.recv(timeout=timeout)
-
-
-def assert_silent(ws, timeout: float = 0.5) -> None:
-    with pytest.raises(TimeoutError):
-        ws.recv(timeout=timeout)
 
 
 def assert_closed_with(ws, code: int) -> None:
@@ -111,14 +102,14 @@ def test_heartbeat_is_answered_and_never_published(connect):
     name = facility()
     ws = connect(f"/ws/{name}?subscribe-broadcast&publish-broadcast")
     listener = connect(f"/ws/{name}?subscribe-broadcast")
-    ws.send("--heartbeat--")
-    assert recv(ws) == "--heartbeat--"
+    ws.send(HEARTBEAT)
+    assert ws.recv(timeout=TIMEOUT) == HEARTBEAT
     assert_silent(listener)
 
 
 def test_server_sends_heartbeat_when_idle(connect):
     ws = connect(f"/ws/{facility()}?subscribe-broadcast")
-    assert recv(ws, timeout=8) == "--heartbeat--"
+    assert ws.recv(timeout=8) == HEARTBEAT
 
 
 def test_kept_message_is_sent_first_to_a_later_subscriber(connect, http):

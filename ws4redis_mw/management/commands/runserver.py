@@ -20,7 +20,8 @@ that clients reconnect, then the process ends.
   reloader's child process, whose main thread watches files and exits the
   process on a change (``sys.exit(3)``), on SIGTERM and on Ctrl-C; an
   ``atexit`` hook asks the server's thread to close the websockets and waits
-  for them, at most :data:`CLOSE_WAIT` seconds.  A SIGTERM sent to the
+  for them, at most :data:`CLOSE_WAIT` seconds.  On Ctrl-C the asking starts
+  in the signal handler already: the reloader kills its child 0.25 s later.  A SIGTERM sent to the
   reloader's parent alone makes Django kill the child outright: clients then
   see 1006 and reconnect all the same.
 * With ``--noreload`` the server runs in the main thread and handles SIGINT
@@ -39,15 +40,18 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import signal
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, List, Optional, Set, Tuple, cast
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Set, Tuple, cast
 
 import gevent
 import gevent.socket
 from django.apps import apps
+from django.utils import autoreload
 from gevent import pywsgi
 
 from ws4redis_mw.handlers import handshake_timeout, with_timeout
@@ -155,7 +159,8 @@ class GeventServer:
             close_all_websockets()
 
         def stop(signum: Optional[int]) -> None:
-            stopped_by.append(signum)
+            if signum is not None:
+                stopped_by.append(signum)
             close_websockets()
             server.stop(timeout=STOP_TIMEOUT)
 
@@ -179,20 +184,49 @@ class GeventServer:
         loop = gevent.get_hub().loop
         thread = threading.current_thread()
 
+        def ask_to_stop() -> None:  # from the main thread only
+            if not stopped_by:
+                stopped_by.append(None)
+                loop.run_callback_threadsafe(gevent.spawn, stop, None)
+
         def at_exit() -> None:
-            loop.run_callback_threadsafe(gevent.spawn, stop, None)
+            ask_to_stop()
             thread.join(CLOSE_WAIT + STOP_TIMEOUT + 1.0)
 
+        _ask_to_stop.append(ask_to_stop)
         atexit.register(at_exit)
         try:
             server.serve_forever()
         finally:
             atexit.unregister(at_exit)
+            _ask_to_stop.remove(ask_to_stop)
+
+
+#: Under the autoreloader: how the main thread asks the server's thread to stop.
+_ask_to_stop: List[Callable[[], None]] = []
+
+
+def _interrupt(signum: int, frame: Optional[FrameType]) -> None:
+    """Ctrl-C in the reloader's child: start closing the websockets now, then raise KeyboardInterrupt.
+
+    Django's reloader (the parent) kills the child 0.25 s after its own Ctrl-C
+    (``subprocess.Popen.wait``'s grace for SIGINT); closing only from the exit
+    path, after the main thread has unwound, was sometimes too late for the
+    1001 close frames to leave.
+    """
+    for ask in list(_ask_to_stop):
+        ask()
+    signal.default_int_handler(signum, frame)
 
 
 class Command(BaseRunserver):  # type: ignore[misc]  # Django has no type information here
     help = BaseRunserver.help.rstrip(".") + ", with websockets under WEBSOCKET_URL (gevent's pywsgi)."
     server_cls = GeventServer
+
+    def run(self, **options: Any) -> None:
+        if options.get("use_reloader") and os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) == "true":
+            signal.signal(signal.SIGINT, _interrupt)  # the reloader's child, in its main thread
+        super().run(**options)
 
     def get_handler(self, *args: Any, **options: Any) -> WSGIApplication:
         handler = super().get_handler(*args, **options)
