@@ -6,6 +6,7 @@ import struct
 from ws4redis_mw import frames
 from ws4redis_mw.bridge import Bridge, End, Publish, Send, Side, StartClose, State
 from ws4redis_mw.frames import CloseCode, Opcode
+from ws4redis_mw.history import Publication
 from ws4redis_mw.settings import Settings
 
 from helpers import client_frame
@@ -28,7 +29,7 @@ def text(payload):
 
 
 def redis(b, payload, unsent=0):
-    return b.redis_message(CHANNEL, payload, frames.encode_message(payload), unsent)
+    return b.redis_message(Publication(CHANNEL, payload), unsent)
 
 
 def test_kept_messages_are_sent_first_and_empty_ones_skipped():

@@ -8,7 +8,7 @@ it what happened and carries out the actions it answers with:
 =============================  ==============================================
 input                          meaning
 =============================  ==============================================
-:meth:`Bridge.start`           the 101 is sent; these kept messages go first
+:meth:`Bridge.start`           the 101 is sent; kept (and recovered) messages go first
 :meth:`Bridge.receive_data`    bytes from the client
 :meth:`Bridge.redis_message`   a message on one of the socket's channels
 :meth:`Bridge.tick`            the process timer (once a second or so)
@@ -55,6 +55,13 @@ Its rules, in one place:
   taken yet, in bytes.  A message that would take it past ``max_backlog`` closes
   the socket with 1013 (try again later); a message always fits into an
   empty backlog, whatever its size.
+* **Recovery.**  A socket that asked for ``recover`` gets JSON envelopes
+  instead of raw payloads (:mod:`ws4redis_mw.history`): first a report of
+  each history channel's position and of what could be recovered, then the
+  publications it missed, then kept messages of the channels it did not
+  recover, then the live stream, in which a publication at or before the
+  position it was told is dropped as already seen.  What arrives before
+  :meth:`Bridge.start` waits until after the replay.
 * **Close codes.**  Framing errors close with the parser's code (1002, 1007,
   1009); a publish that Redis refused closes with 1013, so the client knows
   the message was not sent; an internal error closes with 1011.
@@ -64,9 +71,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from . import frames
+from . import frames, history
 from .frames import CloseCode, Opcode
 from .settings import Settings
 
@@ -131,11 +138,12 @@ class Bridge:
         "subscriptions", "publishers", "echo", "state", "closed_by", "close_code",
         "settings", "expire", "_parser", "_heartbeat", "_heartbeat_frame", "_echoed_channels", "_own",
         "_discarding", "_last_received", "_last_heartbeat", "_ping_sent_at", "_close_deadline",
-        "_frame_bucket", "_publish_bucket", "_answered",
+        "_frame_bucket", "_publish_bucket", "_answered", "recover", "_names", "_history_channels", "_positions", "_early", "recovered",
     )
 
     def __init__(self, settings: Settings, *, subscriptions: Sequence[str] = (), publishers: Sequence[str] = (),
-                 echo: bool = False, expire: Optional[int] = None):
+                 echo: bool = False, expire: Optional[int] = None, recover: Optional[Mapping[str, history.Position]] = None,
+                 names: Optional[Mapping[str, str]] = None, history_channels: Sequence[str] = ()):
         self.subscriptions = list(subscriptions)
         self.publishers = tuple(publishers)
         self.echo = echo
@@ -160,13 +168,58 @@ class Bridge:
         self._last_heartbeat = 0.0
         self._ping_sent_at: Optional[float] = None
         self._close_deadline: Optional[float] = None
+        #: The client's positions (client channel name -> Position) if it asked
+        #: for ``recover``, else ``None`` (the original protocol: raw payloads).
+        self.recover = recover
+        self._names = dict(names or {})  # channel -> what an opted-in client calls it
+        self._history_channels = tuple(history_channels)
+        self._positions: Dict[str, Tuple[Optional[str], int]] = {}  # history channel -> (epoch, offset) the client is at
+        # Opted in: publications that arrived before start(), sent after what it replays.
+        self._early: Optional[List[history.Publication]] = [] if recover is not None else None
+        #: After :meth:`start`: whether every channel the client gave a position for was recovered (``None``: it gave none).
+        self.recovered: Optional[bool] = None
 
     # -- inputs --------------------------------------------------------------
 
-    def start(self, now: float, kept_messages: Iterable[Optional[bytes]] = ()) -> List[Action]:
-        """The connection is open; each channel's kept message is sent first."""
+    def start(self, now: float, kept_messages: Iterable[Optional[bytes]] = (),
+              views: Optional[Mapping[str, history.View]] = None) -> List[Action]:
+        """The connection is open; each channel's kept message is sent first.
+
+        An opted-in client first gets the recovery report, then what it missed
+        (from ``views``, the hub's knowledge of each history channel), then the
+        kept messages of channels it did not recover, then what arrived since.
+        """
         self._last_received = self._last_heartbeat = now
-        return [Send(frames.encode_message(message)) for message in kept_messages if message]
+        if self.recover is None:
+            return [Send(frames.encode_message(message)) for message in kept_messages if message]
+        actions: List[Action] = []
+        report: Dict[str, Tuple[Optional[str], int, bool]] = {}
+        replays: List[bytes] = []
+        recovered_channels = set()
+        for channel in self._history_channels:
+            name = self._names.get(channel, channel)
+            view = (views or {}).get(channel) or history.View(None, 0)
+            position = self.recover.get(name)
+            ok = True
+            if position is not None:
+                outcome = history.recover(position, view, self.settings.max_recover)
+                ok = outcome.recovered
+                if ok:
+                    recovered_channels.add(channel)
+                    replays += [history.message_frame(name, data, view.epoch, offset) for offset, data in outcome.replay]
+            self._positions[channel] = (view.epoch, view.top)
+            report[name] = (view.epoch, view.top, ok)
+        asked = [name for name in report if name in self.recover]
+        self.recovered = all(report[name][2] for name in asked) if asked else None
+        actions.append(Send(history.recovery_frame(report, self.recovered is not False, len(replays))))
+        actions += [Send(frame) for frame in replays]
+        for channel, message in zip(self.subscriptions, kept_messages, strict=False):
+            if message and channel not in recovered_channels:
+                actions.append(Send(history.message_frame(self._names.get(channel, channel), message, kept=True)))
+        early, self._early = self._early or [], None
+        for publication in early:
+            actions += self.redis_message(publication)
+        return actions
 
     def receive_data(self, data: bytes, now: float, unsent: int = 0) -> List[Action]:
         """Bytes from the client; any byte at all proves the peer alive.
@@ -202,12 +255,25 @@ class Bridge:
                 # The bad frame was skipped: read on, the client's close frame may be next.
         return actions
 
-    def redis_message(self, channel: str, payload: bytes, frame: bytes, unsent: int = 0) -> List[Action]:
-        """``frame`` is ``payload`` already encoded, shared by every local socket."""
+    def redis_message(self, publication: history.Publication, unsent: int = 0) -> List[Action]:
+        """A message on one of the socket's channels; its frames are encoded once for every local socket."""
         if self.state is not State.OPEN:
             return _NOTHING
+        channel = publication.channel
+        if self.recover is None:
+            frame = publication.frame
+        elif self._early is not None:
+            self._early.append(publication)
+            return _NOTHING
+        else:
+            if publication.offset is not None and channel in self._positions:
+                epoch, offset = self._positions[channel]
+                if epoch == publication.epoch and publication.offset <= offset:
+                    return _NOTHING  # replayed already, or before the position it was told
+                self._positions[channel] = (publication.epoch, publication.offset)
+            frame = publication.envelope(self._names.get(channel, channel))
         if self._own and channel in self._echoed_channels:
-            own_frame = self._own_echo(payload, frame)
+            own_frame = self._own_echo(publication.data, frame)
             if own_frame is None:
                 return _NOTHING
             frame = own_frame
@@ -319,6 +385,8 @@ class Bridge:
                 self._own.remove(entry)
                 if not self.echo:
                     return None
+                if self.recover is not None:
+                    return frame  # an envelope, whatever the type it was sent as
                 opcode = Opcode.TEXT if entry[1] else Opcode.BINARY
                 return frame if frame[0] & 0x0F == opcode else frames.encode_frame(opcode, payload)
         return frame

@@ -79,6 +79,8 @@ class Handshake:
     flags: List[str]  # every query key, in order, unknown ones included
     key: str
     echo: bool
+    #: The ``recover`` flag's value (``""`` for a bare flag), or ``None`` without it.
+    recover: Optional[str] = None
 
 
 def is_websocket_request(request: Request) -> bool:
@@ -96,7 +98,8 @@ def parse(request: Request, websocket_url: str, *, upgraded: bool = False) -> Ha
     except InvalidFacility as exc:
         raise Refusal(HTTPStatus.BAD_REQUEST, f"invalid facility name: {exc}") from None
     flags = list(request.args.keys())
-    return Handshake(facility=facility, flags=flags, key=request.headers.get("Sec-WebSocket-Key", ""), echo="echo" in flags)
+    return Handshake(facility=facility, flags=flags, key=request.headers.get("Sec-WebSocket-Key", ""), echo="echo" in flags,
+                     recover=request.args.get("recover"))
 
 
 def _check_http(request: Request) -> None:

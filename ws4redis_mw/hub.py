@@ -42,12 +42,12 @@ import collections
 import logging
 import os
 import time
-from typing import Any, Deque, Dict, Hashable, List, Optional, Protocol, Sequence, Tuple
+from typing import Any, Collection, Deque, Dict, Hashable, List, Optional, Protocol, Sequence, Tuple
 
 import gevent
 import gevent.event
 
-from . import frames
+from . import frames, history
 from .commands import CommandPipeline, RedisUnavailable
 from .connection import discover_master, is_sentinel, sentinel_config
 from .metrics import METRICS
@@ -69,7 +69,7 @@ SNAPSHOT_INTERVAL = 1.0
 class Listener(Hashable, Protocol):
     """What the hub needs of a socket (:class:`ws4redis_mw.websocket.WebSocket`); a key of the registry."""
 
-    def deliver(self, channel: str, payload: bytes, frame: bytes) -> None:
+    def deliver(self, publication: history.Publication) -> None:
         """Queue a message; must not block."""
 
     def flush(self) -> None:
@@ -111,6 +111,15 @@ class Hub:
         self._flush_scheduled = False
         self._timer: Optional[gevent.Greenlet[[], None]] = None
         self._detached = gevent.event.Event()  # set at every detach, for wait_detached()
+        self._prefix = settings.prefix
+        self._policy = history.policy_for(settings)
+        self._max_recover = settings.max_recover
+        self._histories: Dict[str, _ChannelMemory] = {}  # history channel -> what this process delivered of it
+        self._reads: Dict[Tuple[str, Optional[int]], "gevent.event.AsyncResult[history.View]"] = {}
+        self._healing: Optional[List[Tuple[str, bytes]]] = None  # messages held back while a gap is healed
+        self._healed = gevent.event.Event()
+        self._healed.set()
+        self._heal_generation = 0
 
     # -- life cycle ----------------------------------------------------------
 
@@ -197,7 +206,10 @@ class Hub:
 
     def detach(self, listener: Listener) -> None:
         """Remove ``listener`` everywhere; unsubscribe channels nobody wants any more."""
-        self._subscription.unsubscribe(self._registry.remove(listener))
+        gone = self._registry.remove(listener)
+        for channel in gone:
+            self._histories.pop(channel, None)
+        self._subscription.unsubscribe(gone)
         self._detached.set()
 
     # -- commands ------------------------------------------------------------
@@ -205,7 +217,12 @@ class Hub:
     def publish(self, channels: Sequence[str], payload: bytes, expire: int) -> None:
         """Publish ``payload`` to ``channels`` and keep it ``expire`` seconds, in one round trip."""
         commands: List[Tuple[Any, ...]] = []
+        policy = self._policy
         for channel in channels:
+            config = policy.for_channel(channel) if policy.enabled else None
+            if config is not None:
+                commands.append(("EVAL", history.PUBLISH_SCRIPT, *history.publish_args(channel, self._prefix, config, payload, expire)))
+                continue
             commands.append(("PUBLISH", channel, payload))
             if expire > 0:
                 commands.append(("SET", channel, payload, "EX", expire))
@@ -222,6 +239,73 @@ class Hub:
         (values,) = self._execute([("MGET", *channels)])
         return list(values)
 
+    # -- history -------------------------------------------------------------
+
+    def has_history(self, channel: str) -> bool:
+        return self._policy.enabled and self._policy.for_channel(channel) is not None
+
+    def history_views(self, positions: Dict[str, Optional[history.Position]]) -> Dict[str, history.View]:
+        """For each history channel, what is known of it for a client at that position (``None``: none).
+
+        Served from this process's memory of the channel when it covers the
+        position; otherwise read from Redis, in one round trip for all, and a
+        read already under way for the same channel and offset is shared.
+        """
+        if not self._healed.wait(self._timeout):
+            raise RedisUnavailable("the history is being healed")
+        views: Dict[str, history.View] = {}
+        reads: Dict[str, Optional[int]] = {}
+        for channel, position in positions.items():
+            memory = self._histories.get(channel)
+            since = None if position is None or position.epoch not in ("", memory.epoch if memory else position.epoch) else position.offset
+            if memory is not None and memory.epoch is not None and (since is None or memory.covers(since)):
+                views[channel] = memory.view()
+            else:
+                reads[channel] = since
+        if reads:
+            views.update(self._read_histories(reads))
+        return views
+
+    def _read_histories(self, reads: Dict[str, Optional[int]]) -> Dict[str, history.View]:
+        mine: Dict[str, "gevent.event.AsyncResult[history.View]"] = {}
+        waiting: Dict[str, "gevent.event.AsyncResult[history.View]"] = {}
+        for channel, since in reads.items():
+            known = self._reads.get((channel, since))
+            if known is not None:
+                waiting[channel] = known
+            else:
+                mine[channel] = self._reads[(channel, since)] = gevent.event.AsyncResult()
+        try:
+            if mine:
+                commands: List[Tuple[Any, ...]] = []
+                for channel in mine:
+                    commands.append(("HMGET", history.meta_key(channel, self._prefix), "epoch", "offset"))
+                    since = reads[channel]
+                    if since is not None:
+                        commands.append(("XRANGE", history.stream_key(channel, self._prefix), f"{since + 1}-0", "+",
+                                         "COUNT", self._max_recover + 1))
+                replies = iter(self._execute(commands))
+                for channel, result in mine.items():
+                    epoch, top = next(replies)
+                    entries = _entries(next(replies)) if reads[channel] is not None else []
+                    view = history.View(epoch.decode("ascii") if epoch else None, int(top or 0), entries)
+                    if channel not in self._histories and view.epoch is not None and self._registry.listeners(channel):
+                        self._histories[channel] = _ChannelMemory.from_view(view)
+                    result.set(view)
+        except BaseException as exc:
+            for result in mine.values():
+                result.set_exception(exc)
+            raise
+        finally:
+            for channel in mine:
+                self._reads.pop((channel, reads[channel]), None)
+        views: Dict[str, history.View] = {}
+        for channel, result in [*mine.items(), *waiting.items()]:
+            got = result.get(timeout=self._timeout)
+            assert got is not None  # set to a view or an exception
+            views[channel] = got
+        return views
+
     def _execute(self, commands: List[Tuple[Any, ...]]) -> List[Any]:
         if not self.connected:
             raise RedisUnavailable("not connected to Redis")
@@ -230,17 +314,31 @@ class Hub:
     # -- delivery ------------------------------------------------------------
 
     def _dispatch(self, channel: str, payload: bytes) -> None:
+        if self._healing is not None:
+            self._healing.append((channel, payload))  # after the healed ones
+            return
         listeners = self._registry.listeners(channel)
         if not listeners:
             return
+        epoch, offset, data = history.parse_published(payload)
+        if offset is not None:
+            self._remember(channel, epoch, offset, data)
+        self._deliver(history.Publication(channel, data, epoch, offset), listeners)
+
+    def _deliver(self, publication: history.Publication, listeners: Collection[Listener]) -> None:
         started = _clock()
-        frame = frames.encode_message(payload)
         for listener in list(listeners):
             try:
-                listener.deliver(channel, payload, frame)
+                listener.deliver(publication)
             except Exception:  # one broken socket must not starve the others
                 logger.exception("delivery to %r failed", listener)
         METRICS.dispatched(len(listeners), _clock() - started)
+
+    def _remember(self, channel: str, epoch: Optional[str], offset: int, data: bytes) -> None:
+        memory = self._histories.get(channel)
+        if memory is None or memory.epoch != epoch:
+            memory = self._histories[channel] = _ChannelMemory(epoch, offset - 1)
+        memory.add(offset, data)
 
     def flush_soon(self, listener: Listener) -> None:
         """Have ``listener.flush()`` called once the running greenlet yields."""
@@ -264,12 +362,65 @@ class Hub:
         """The reader is subscribed again (or for the first time); must not block it."""
         if not first:
             METRICS.redis_reconnects += 1
+            if self._histories:
+                # Hold live messages back until what the gap swallowed is delivered.
+                self._heal_generation += 1
+                if self._healing is None:
+                    self._healing = []
+                self._healed.clear()
+                gevent.spawn(self._heal, self._heal_generation)
         gevent.spawn(self._measure_gap, self._lost_at, self._last_heard)
         self._lost_at = None
 
     def _on_redis_lost(self) -> None:
         self._lost_at = time.monotonic()
         self._last_heard = self._subscription.last_heard
+
+    def _heal(self, generation: int) -> None:
+        """Deliver what each history channel got while the subscription was down, then what was held back."""
+        channels = [(channel, memory) for channel, memory in self._histories.items() if self._registry.listeners(channel)]
+        try:
+            commands: List[Tuple[Any, ...]] = []
+            for channel, memory in channels:
+                config = self._policy.for_channel(channel)
+                commands.append(("HMGET", history.meta_key(channel, self._prefix), "epoch", "offset"))
+                commands.append(("XRANGE", history.stream_key(channel, self._prefix), f"{memory.top + 1}-0", "+",
+                                 "COUNT", config.size if config else 1))
+            replies = iter(self._commands.execute(commands) if commands else [])
+            for channel, memory in channels:
+                (epoch, top), entries = next(replies), _entries(next(replies))
+                self._heal_channel(channel, memory, epoch.decode("ascii") if epoch else None, int(top or 0), entries)
+        except Exception as exc:
+            logger.warning("healing the subscription's gap failed, messages may have been missed: %s", exc)
+        if generation != self._heal_generation:
+            return  # a newer gap's healing delivers what is held back
+        held, self._healing = self._healing or [], None
+        self._healed.set()
+        for channel, payload in held:
+            epoch, offset, _ = history.parse_published(payload)
+            known = self._histories.get(channel)
+            if offset is not None and known is not None and known.epoch == epoch and offset <= known.top:
+                continue  # delivered by the healing already
+            self._dispatch(channel, payload)
+
+    def _heal_channel(self, channel: str, memory: "_ChannelMemory", epoch: Optional[str], top: int,
+                      entries: List[Tuple[int, bytes]]) -> None:
+        if epoch != memory.epoch:
+            logger.warning("history of %s lost its continuity (epoch %s, now %s): the gap cannot be healed", channel, memory.epoch, epoch)
+            METRICS.history_unhealed += 1
+            self._histories.pop(channel, None)
+            return
+        new = [entry for entry in entries if entry[0] > memory.top]
+        if new and new[0][0] != memory.top + 1 or not new and top > memory.top:
+            lost = (new[0][0] if new else top + 1) - memory.top - 1
+            logger.warning("%d publications of %s are no longer in its history: the gap is healed in part", lost, channel)
+            METRICS.history_unhealed += 1
+        METRICS.history_healed += len(new)
+        for offset, data in new:
+            listeners = self._registry.listeners(channel)
+            memory.add(offset, data)
+            if listeners:
+                self._deliver(history.Publication(channel, data, epoch, offset), listeners)
 
     def _read_publish_count(self) -> Optional[Tuple[str, int, float]]:
         try:
@@ -345,6 +496,65 @@ class Hub:
 
 
 _clock = time.perf_counter
+
+#: Publications a process remembers per history channel, to serve reconnecting clients without Redis.
+MEMORY_ENTRIES = 32
+#: ... and at most this many bytes of them.
+MEMORY_BYTES = 64 * 1024
+
+
+class _ChannelMemory:
+    """The epoch, last offset and last few publications of a history channel that this process delivered."""
+
+    __slots__ = ("epoch", "top", "entries", "size")
+
+    def __init__(self, epoch: Optional[str], top: int):
+        self.epoch = epoch
+        self.top = top
+        self.entries: Deque[Tuple[int, bytes]] = collections.deque()  # contiguous, ending at top
+        self.size = 0
+
+    @classmethod
+    def from_view(cls, view: history.View) -> "_ChannelMemory":
+        memory = cls(view.epoch, view.top)
+        tail = [entry for entry in view.entries if entry[0] <= view.top]
+        if tail and tail[-1][0] == view.top:
+            for offset, data in tail[-MEMORY_ENTRIES:]:
+                memory.entries.append((offset, data))
+                memory.size += len(data)
+            memory._trim()
+        return memory
+
+    def add(self, offset: int, data: bytes) -> None:
+        if offset <= self.top:
+            return
+        if offset != self.top + 1:
+            self.entries.clear()
+            self.size = 0
+        self.top = offset
+        self.entries.append((offset, data))
+        self.size += len(data)
+        self._trim()
+
+    def _trim(self) -> None:
+        while len(self.entries) > MEMORY_ENTRIES or (self.size > MEMORY_BYTES and len(self.entries) > 1):
+            self.size -= len(self.entries.popleft()[1])
+
+    def covers(self, since: int) -> bool:
+        """Whether everything after offset ``since`` is remembered."""
+        return since >= self.top or (bool(self.entries) and self.entries[0][0] <= since + 1)
+
+    def view(self) -> history.View:
+        return history.View(self.epoch, self.top, tuple(self.entries))
+
+
+def _entries(reply: Any) -> List[Tuple[int, bytes]]:
+    """``(offset, data)`` of an ``XRANGE`` reply whose ids are ``<offset>-0``."""
+    entries = []
+    for entry_id, fields in reply or ():
+        values = dict(zip(fields[::2], fields[1::2], strict=False))
+        entries.append((int(entry_id.split(b"-", 1)[0]), values.get(b"d", b"")))
+    return entries
 
 
 def _info_field(info: Any, name: str) -> str:

@@ -55,6 +55,9 @@ class Metrics:
         self.subscription_gaps = 0
         self.subscription_gap_seconds = 0.0
         self.possibly_missed = 0
+        self.history_healed = 0
+        self.history_unhealed = 0
+        self.recoveries: Dict[str, int] = {"recovered": 0, "not_recovered": 0}
         self.dispatch_counts = [0] * (len(DISPATCH_BUCKETS) + 1)
         self.dispatch_seconds = 0.0
 
@@ -113,6 +116,9 @@ def stats() -> Dict[str, Any]:
         "subscription_gaps": m.subscription_gaps,
         "subscription_gap_seconds": round(m.subscription_gap_seconds, 6),
         "messages_possibly_missed": m.possibly_missed,
+        "history_healed": m.history_healed,
+        "history_unhealed": m.history_unhealed,
+        "recoveries": dict(m.recoveries),
         "dispatch_seconds_sum": m.dispatch_seconds,
         "dispatch_seconds_buckets": dict(zip([*map(str, DISPATCH_BUCKETS), "+Inf"], _cumulative(m.dispatch_counts), strict=True)),
     }
@@ -168,6 +174,14 @@ def exposition() -> str:
     _family(out, "ws4redis_mw_messages_possibly_missed_total", "counter",
             "Upper bound of messages published while this process was not subscribed (Redis' PUBLISH count over each gap).",
             [("", m.possibly_missed)])
+    _family(out, "ws4redis_mw_history_healed_total", "counter",
+            "Publications read back from a channel's history after a subscription gap and delivered.",
+            [("", m.history_healed)])
+    _family(out, "ws4redis_mw_history_unhealed_total", "counter",
+            "Subscription gaps of a history channel that could not be healed in full (history trimmed, expired or lost).",
+            [("", m.history_unhealed)])
+    _family(out, "ws4redis_mw_recoveries_total", "counter", "Opted-in clients that gave positions, by outcome.",
+            [(f'{{outcome="{k}"}}', v) for k, v in sorted(m.recoveries.items())])
     name = "ws4redis_mw_dispatch_seconds"
     buckets = [(f'{{le="{bound:g}"}}', count) for bound, count in zip(DISPATCH_BUCKETS, _cumulative(m.dispatch_counts)[:-1], strict=True)]
     _family(out, name, "histogram", "Time to hand one Redis message to every local listener (encoding and queueing, not the writes).",

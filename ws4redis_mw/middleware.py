@@ -20,11 +20,11 @@ from __future__ import annotations
 import itertools
 import logging
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Tuple, Type
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple, Type
 
 from werkzeug.wrappers import Request
 
-from . import audience, events, frames, handshake, metrics, transports
+from . import audience, events, frames, handshake, history, metrics, transports
 from .bridge import Bridge
 from .handshake import Refusal
 from .hub import RedisUnavailable, get_hub
@@ -97,7 +97,7 @@ class WebSocketMiddleware:
             shake = handshake.parse(request, settings.websocket_url, upgraded=upgraded)
             transports.check_supported(environ)
             handshake.check_origin(request, self._origins, settings.secure_proxy_ssl_header)
-            socket, kept = self._open(environ, shake, settings, name)
+            socket, kept, views = self._open(environ, shake, settings, name)
         except transports.NotSupported as exc:
             return self._refuse(Refusal(HTTPStatus.NOT_IMPLEMENTED, str(exc)), environ, start_response, upgraded, name)
         except Refusal as refusal:
@@ -111,14 +111,14 @@ class WebSocketMiddleware:
             socket.hub.detach(socket)
             raise
         logger.debug("%s: open (subscribe %s, publish %s)", name, socket.bridge.subscriptions, socket.bridge.publishers)
-        socket.open(transport, kept)
+        socket.open(transport, kept, views)
         if not transport.outlives_request:
             socket.wait_closed()
         return []
 
     def _open(
         self, environ: "WSGIEnvironment", shake: handshake.Handshake, settings: Settings, name: str
-    ) -> Tuple[WebSocket, List[Optional[bytes]]]:
+    ) -> Tuple[WebSocket, List[Optional[bytes]], Optional[Dict[str, history.View]]]:
         """Work out the socket's channels and attach it to the hub, before the 101."""
         try:
             request = audience.django_request(environ, settings)
@@ -131,7 +131,8 @@ class WebSocketMiddleware:
 
             connections.close_all()
 
-    def _attach(self, request: Any, shake: handshake.Handshake, settings: Settings, name: str) -> Tuple[WebSocket, List[Optional[bytes]]]:
+    def _attach(self, request: Any, shake: handshake.Handshake, settings: Settings, name: str
+                ) -> Tuple[WebSocket, List[Optional[bytes]], Optional[Dict[str, history.View]]]:
         subscriber_cls = self._subscriber
         assert subscriber_cls is not None
         user = getattr(request, "user", None)
@@ -154,20 +155,36 @@ class WebSocketMiddleware:
         too_many = self._counts.acquire(address, user)
         if too_many is not None:
             raise Refusal(HTTPStatus.TOO_MANY_REQUESTS, too_many, logged=f"address {address!r} user {user!r}")
-        bridge = Bridge(settings, subscriptions=subscriptions, publishers=publishers, echo=shake.echo,
-                        expire=settings.expire if user is not None else settings.anonymous_expire)
         hub = get_hub(settings)
+        history_channels = [channel for channel in subscriptions if hub.has_history(channel)]
+        names = {channel: history.client_name(channel, settings.prefix) for channel in subscriptions}
+        positions = None
+        if shake.recover is not None:
+            positions = history.parse_positions(shake.recover)
+            if positions is None:
+                logger.info("%s: malformed recover positions, nothing recovered", name)
+                positions = {names[channel]: history.INVALID for channel in history_channels}
+        bridge = Bridge(settings, subscriptions=subscriptions, publishers=publishers, echo=shake.echo,
+                        expire=settings.expire if user is not None else settings.anonymous_expire,
+                        recover=positions, names=names, history_channels=history_channels)
         socket = WebSocket(bridge, hub, name=name, info=events.info_from(request.environ))
         socket.on_closed = lambda: self._counts.release(address, user)
+        views = None
         try:
             kept = hub.attach(socket, subscriptions)
+            if positions is not None and history_channels:
+                try:
+                    views = hub.history_views({channel: positions.get(names[channel]) for channel in history_channels})
+                except BaseException:
+                    hub.detach(socket)
+                    raise
         except RedisUnavailable as exc:
             self._counts.release(address, user)
             raise Refusal(HTTPStatus.SERVICE_UNAVAILABLE, "Redis is unavailable, try again later", logged=str(exc)) from None
         except BaseException:
             self._counts.release(address, user)
             raise
-        return socket, kept
+        return socket, kept, views
 
     def _refuse(
         self, refusal: Refusal, environ: "WSGIEnvironment", start_response: "StartResponse", upgraded: bool, name: str

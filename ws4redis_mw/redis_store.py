@@ -5,7 +5,9 @@ django-websocket-redis.  :class:`RedisStore` turns an audience
 (``broadcast``, ``users``, ``groups``, ``sessions``, where :data:`SELF` stands
 for the requesting user, their groups or their session) into channel names,
 and publishes a message to them, keeping it for ``expire`` seconds, in one
-round trip to Redis.
+round trip to Redis; a channel with history (``WS4REDIS_HISTORY``) is
+published by :data:`ws4redis_mw.history.PUBLISH_SCRIPT`, which also gives
+the publication its offset.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import warnings
 from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Set
 
 from . import channels as _channels
+from . import history
 from .groups import GROUPS_SESSION_KEY, lifetime, user_groups
 
 if TYPE_CHECKING:
@@ -137,8 +140,14 @@ class RedisStore:
             raise ValueError("message object is not of type RedisMessage")
         if not self._publishers:
             return
+        policy = history.policy_for(self.settings)
         pipe = self._connection.pipeline(transaction=False)
         for channel in self._publishers:
+            config = policy.for_channel(channel) if policy.enabled else None
+            if config is not None:
+                pipe.execute_command("EVAL", history.PUBLISH_SCRIPT,
+                                     *history.publish_args(channel, self._prefix, config, bytes(message), expire))
+                continue
             pipe.publish(channel, message)
             if expire > 0:
                 pipe.set(channel, message, ex=expire)

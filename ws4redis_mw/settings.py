@@ -4,7 +4,8 @@ The names, meanings and defaults of the ``WEBSOCKET_URL`` and ``WS4REDIS_*``
 settings are those of django-websocket-redis 0.6, so a ws4redis site keeps its
 settings.py.  The ``WS4REDIS_MAX_*``, ``WS4REDIS_PING_*``,
 ``WS4REDIS_CLOSE_TIMEOUT``, ``WS4REDIS_ALLOWED_ORIGINS``, ``WS4REDIS_REDIS_*``,
-``WS4REDIS_PUBLISHER_TIMEOUT`` and ``WS4REDIS_METRICS_*`` settings are ours;
+``WS4REDIS_PUBLISHER_TIMEOUT``, ``WS4REDIS_METRICS_*``, ``WS4REDIS_HISTORY`` and
+``WS4REDIS_MAX_RECOVER`` settings are ours;
 each is documented below with its unit, default and what ``None`` means.
 
 Settings are read once and handed down: a :class:`Settings` object given to
@@ -122,6 +123,14 @@ class Settings:
     #: Client addresses or networks (``"10.0.0.0/8"``) allowed to read
     #: ``metrics_url``; others get 403.  ``["*"]``: anyone.
     metrics_allowed: List[str] = dataclasses.field(default_factory=lambda: ["127.0.0.1", "::1"])
+    #: Per-channel history for recovery (:mod:`ws4redis_mw.history`): ``None``
+    #: (none), ``{"size": 100, "ttl": 300}`` (the last ``size`` publications of
+    #: every channel, dropped ``ttl`` seconds after its last publication), or a
+    #: callable ``f(facility, audience) -> dict or None`` (or its dotted path).
+    history: Any = None
+    #: Most publications a reconnecting client is sent to catch up; more
+    #: missed than this is "not recovered".
+    max_recover: int = 300
 
 
 _OPTIONAL_FLOAT = "optional float"
@@ -160,6 +169,8 @@ SOURCES: Dict[str, Tuple[str, Any]] = {
     "publisher_timeout": ("WS4REDIS_PUBLISHER_TIMEOUT", _POSITIVE_SECONDS),
     "metrics_url": ("WS4REDIS_METRICS_URL", None),
     "metrics_allowed": ("WS4REDIS_METRICS_ALLOWED", list),
+    "history": ("WS4REDIS_HISTORY", "history"),
+    "max_recover": ("WS4REDIS_MAX_RECOVER", int),
 }
 
 
@@ -170,6 +181,12 @@ def _convert(conversion: Any, value: Any) -> Any:
         return None if value is None else float(value)
     if conversion == _OPTIONAL_INT:
         return None if value is None else int(value)
+    if conversion == "history":
+        if value is not None and not callable(value) and not isinstance(value, str):
+            from .history import config_from_setting
+
+            config_from_setting(value)  # raises ValueError if unusable
+        return value
     if conversion == _POSITIVE_SECONDS:
         if not float(value) > 0:
             raise ValueError(f"must be a number of seconds above 0, not {value!r}")

@@ -31,7 +31,7 @@ out the bridge's actions.  An open socket holds no greenlet of its own.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterable, List, Optional
+from typing import Any, Callable, Iterable, List, Mapping, Optional
 
 import gevent
 import gevent.event
@@ -39,7 +39,9 @@ import gevent.event
 from . import events
 from .bridge import Action, Bridge, End, Publish, Send, StartClose
 from .frames import CloseCode
+from .history import Publication, View
 from .hub import Hub, RedisUnavailable
+from .metrics import METRICS
 from .ondemand import OnDemand
 from .transports import Transport
 
@@ -98,8 +100,8 @@ class WebSocket:
 
     # -- called by the hub -----------------------------------------------------
 
-    def deliver(self, channel: str, payload: bytes, frame: bytes) -> None:
-        actions = self.bridge.redis_message(channel, payload, frame, self._unsent)
+    def deliver(self, publication: Publication) -> None:
+        actions = self.bridge.redis_message(publication, self._unsent)
         if actions:
             self._perform(actions)
 
@@ -131,12 +133,15 @@ class WebSocket:
 
     # -- opening and closing -------------------------------------------------------
 
-    def open(self, transport: Transport, kept_messages: Iterable[Optional[bytes]] = ()) -> None:
+    def open(self, transport: Transport, kept_messages: Iterable[Optional[bytes]] = (),
+             views: Optional[Mapping[str, View]] = None) -> None:
         """Start serving the socket; returns at once.  It ends detached and disconnected, whatever happens."""
         self._transport = transport
         loop = gevent.get_hub().loop
-        # Kept messages go first, before anything delivered since attach().
-        kept = [action.data for action in self.bridge.start(loop.now(), kept_messages) if isinstance(action, Send)]
+        # Kept and recovered messages go first, before anything delivered since attach().
+        kept = [action.data for action in self.bridge.start(loop.now(), kept_messages, views) if isinstance(action, Send)]
+        if self.bridge.recovered is not None:
+            METRICS.recoveries["recovered" if self.bridge.recovered else "not_recovered"] += 1
         self._pending[:0] = kept
         self._unsent += sum(map(len, kept))
         self._ask_flush()

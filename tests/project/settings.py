@@ -67,3 +67,8 @@ WS4REDIS_REDIS_TIMEOUT = float(os.environ.get("WS4REDIS_TEST_REDIS_TIMEOUT", "2"
 WS4REDIS_REDIS_HEALTH_INTERVAL = float(os.environ.get("WS4REDIS_TEST_REDIS_HEALTH_INTERVAL", "2"))
 WS4REDIS_METRICS_URL = os.environ.get("WS4REDIS_TEST_METRICS_URL", "/metrics")
 WS4REDIS_METRICS_ALLOWED = os.environ.get("WS4REDIS_TEST_METRICS_ALLOWED", "127.0.0.1,::1").split(",")
+# History on for every channel (size,ttl), so that the whole protocol suite also shows that
+# clients which do not ask for recovery see nothing new; "" turns it off.
+_history = os.environ.get("WS4REDIS_TEST_HISTORY", "100,300")
+WS4REDIS_HISTORY = dict(zip(("size", "ttl"), map(int, _history.split(",")), strict=True)) if _history else None
+WS4REDIS_MAX_RECOVER = int(os.environ.get("WS4REDIS_TEST_MAX_RECOVER", "300"))
