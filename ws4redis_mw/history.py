@@ -49,7 +49,7 @@ __all__ = [
 #: Seconds a channel's epoch and last offset are kept after its last publication, by default.
 DEFAULT_META_TTL = 86400
 #: The longest ``recover=`` value read from a handshake, in characters; longer is "not recovered".
-MAX_POSITIONS_LENGTH = 8192
+MAX_POSITIONS_LENGTH = 4096
 #: Marks a pub/sub payload that carries an epoch and an offset: a raw payload never starts with a NUL byte and "w4h".
 _MAGIC = b"\x00w4h\x00"
 _EPOCH = re.compile(r"[0-9a-f]{1,32}\Z")
