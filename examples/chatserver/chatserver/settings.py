@@ -52,6 +52,10 @@ WS4REDIS_HEARTBEAT = "--heartbeat--"
 # A chat shows what arrives while the page is open: keep nothing for later.
 # (With, say, 3600, a page opened later first gets each channel's last message.)
 WS4REDIS_EXPIRE = 0
+# ... but an open page that lost its connection (a server restart, a network
+# switch) gets what it missed when it reconnects: the last 100 messages of each
+# channel are kept for 5 minutes (the page asks with the "recover" flag).
+WS4REDIS_HISTORY = {"size": 100, "ttl": 300}
 # Browsers may subscribe, and publish only to the broadcast; user and group
 # messages are sent by the views, which decide who gets them.
 WS4REDIS_ALLOWED_CHANNELS = "chat.views.allowed_channels"
