@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, List, Mapping, Optional
 
 import gevent
 import gevent.event
+from redis.exceptions import RedisError
 
 from . import events
 from .bridge import Action, Bridge, End, Publish, Send, StartClose
@@ -252,6 +253,9 @@ class WebSocket:
             self.hub.publish(action.channels, action.payload, action.expire)
         except RedisUnavailable as exc:
             logger.warning("%s: publish failed, Redis unavailable: %s", self.name, exc)
+            self._perform(self.bridge.publish_failed(action.payload))
+        except RedisError as exc:  # an error reply (out of memory, a read-only replica, no streams before Redis 5)
+            logger.error("%s: publish failed, Redis answered: %s", self.name, exc)
             self._perform(self.bridge.publish_failed(action.payload))
 
     def _start_close(self, action: StartClose) -> None:
