@@ -26,7 +26,8 @@
  *   connecting()          called before every connection attempt (first one and each retry).
  *   connected()           called when a connection opens, after the send queue was flushed.
  *   receive_message(msg)  called for every incoming frame except heartbeat replies.
- *                         msg is a string; see decode_binary for binary frames.
+ *                         msg is a string; see decode_binary for binary frames. With the
+ *                         `recover` flag: called for each payload, never for the envelopes.
  *   disconnected(evt, retry_ms)
  *                         called whenever a socket closes or an attempt fails. evt is the
  *                         CloseEvent (or a look-alike {code: 1006, reason: "heartbeat timeout"});
