@@ -6,7 +6,8 @@ the server replays from its history, ``WS4REDIS_HISTORY``).  Headless
 Chromium as in tests/test_browser.py, whose browser fixture this module
 shares; the example under pywsgi, on a redis-server of the module's own;
 publications made by Django code (``RedisPublisher`` in ``manage.py shell``)
-while the server is stopped.  Screenshots go to ``tests/_artifacts/``.
+while the server is stopped.  The last test restarts that redis-server (no
+persistence): it runs last.  Screenshots go to ``tests/_artifacts/``.
 """
 
 from __future__ import annotations
@@ -154,3 +155,22 @@ def test_expired_history_shows_the_notice(browse, short_history_site, project, o
     expect(page.locator("#notice")).to_contain_text("Some messages may be missing")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "not-recovered.png"))
+
+
+def test_redis_losing_its_data_shows_the_notice_and_the_page_goes_on(browse, site, project, own_redis):
+    """Redis restarted without persistence under an open page: the next publication has a new epoch."""
+    from playwright.sync_api import expect
+
+    page = open_chat(browse())
+    first = text()
+    publish(project, own_redis.url, [first])
+    expect(texts(page)).to_have_text([first], timeout=WAIT)
+    knows_its_position(page)
+    epoch = page.evaluate("ws4redis.get_positions().broadcast.epoch")
+    own_redis.stop()
+    own_redis.start()  # --save "" --appendonly no: every epoch and history is gone
+    after = text()
+    publish(project, own_redis.url, [after])
+    expect(texts(page)).to_have_text([first, after], timeout=RECONNECT)
+    expect(page.locator("#notice")).to_be_visible(timeout=WAIT)
+    assert page.evaluate("ws4redis.get_positions().broadcast.epoch") not in (epoch, None)
