@@ -73,14 +73,15 @@ def site(project, own_redis, workdir):
     server.stop()
 
 
-def publish(project, redis_url: str, texts: List[str], env: Optional[Dict[str, str]] = None) -> None:
-    """Publish each text to the chat's broadcast, in order, from Django code: RedisPublisher in ``manage.py shell``.
+def publish(project, redis_url: str, texts: List[str], env: Optional[Dict[str, str]] = None,
+            audience: str = "facility='chat', broadcast=True") -> None:
+    """Publish each text, in order, from Django code: ``RedisPublisher(<audience>)`` in ``manage.py shell``.
 
     ``env``: more environment, the same as the site's (the publisher writes the history, with the site's settings).
     """
     code = ("import json\n"
             "from ws4redis_mw import RedisMessage, RedisPublisher\n"
-            "publisher = RedisPublisher(facility='chat', broadcast=True)\n"
+            f"publisher = RedisPublisher({audience})\n"
             f"for text in {texts!r}:\n"
             "    publisher.publish_message(RedisMessage(json.dumps({'sender': 'newsdesk', 'text': text})))\n")
     subprocess.run([PYTHON, "manage.py", "shell", "-c", code], cwd=project, check=True,
@@ -124,6 +125,28 @@ def test_messages_published_while_the_server_was_away_are_shown_in_order_without
     expect(page.locator("#notice")).to_be_hidden()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "recovered.png"))
+
+
+def test_a_group_page_gets_back_what_its_group_missed(browse, site, project, own_redis):
+    """Channel "group:red" of a logged-in user; the blue group's messages are not his, before or after."""
+    from playwright.sync_api import expect
+
+    page = open_chat(browse("john"), "/group/")  # john is in red only
+    red, blue = "facility='groupchat', groups=['red']", "facility='groupchat', groups=['blue']"
+    first = text()
+    publish(project, own_redis.url, [first], audience=red)
+    expect(texts(page)).to_have_text([first], timeout=WAIT)
+    page.wait_for_function("() => { const p = ws4redis.get_positions()['group:red']; return p && p.epoch; }", timeout=WAIT)
+    site.stop()
+    expect(page.locator("#status")).to_have_attribute("data-state", "reconnecting", timeout=WAIT)
+    missed = [text() for _ in range(3)]
+    publish(project, own_redis.url, missed[:2], audience=red)
+    publish(project, own_redis.url, [text()], audience=blue)
+    publish(project, own_redis.url, missed[2:], audience=red)
+    site.start()
+    expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=RECONNECT)
+    expect(texts(page)).to_have_text([first] + missed, timeout=WAIT)
+    expect(page.locator("#notice")).to_be_hidden()
 
 
 @pytest.fixture(scope="module")
