@@ -26,7 +26,8 @@
  *   connecting()          called before every connection attempt (first one and each retry).
  *   connected()           called when a connection opens, after the send queue was flushed.
  *   receive_message(msg)  called for every incoming frame except heartbeat replies.
- *                         msg is a string; see decode_binary for binary frames.
+ *                         msg is a string; see decode_binary for binary frames. With the
+ *                         `recover` flag: called for each payload, never for the envelopes.
  *   disconnected(evt, retry_ms)
  *                         called whenever a socket closes or an attempt fails. evt is the
  *                         CloseEvent (or a look-alike {code: 1006, reason: "heartbeat timeout"});
@@ -60,12 +61,31 @@
  *                         receive_message always sees strings as with the original client.
  *                         If the bytes are not valid UTF-8, the ArrayBuffer is passed as-is.
  *                         false: always pass binary frames as ArrayBuffer.
+ *   on_recovery(result)   called with {recovered: true|false, missed: n} once the server has
+ *                         said whether a reconnect got back what was published meanwhile
+ *                         (only with the `recover` flag, see RECOVERY). Not called after the
+ *                         first connection, unless the uri carried positions.
+ *
+ * RECOVERY (server setting WS4REDIS_HISTORY; docs/protocol.md has the wire format)
+ *   Add the flag `recover` to the uri ("...?subscribe-broadcast&recover") and the client keeps
+ *   each channel's position (epoch and offset) from the server's envelopes, and on every
+ *   reconnect sends it back as `recover=<URL-encoded JSON>` so that the server replays what
+ *   the page missed, in order, before the live messages. receive_message still gets only
+ *   payloads: the envelopes never reach the page; a replayed message already seen (its offset
+ *   not above the known one, same epoch) is dropped. on_recovery({recovered: false, ...}) means
+ *   some messages may be lost for good (history expired, or the server's history lost
+ *   continuity: a new epoch on a channel); the page should offer a reload. The uri may carry
+ *   positions of its own, `recover=<URL-encoded JSON>` as get_positions() gives them, e.g. saved
+ *   by a previous page. Against a server that does not answer with a recovery frame, frames
+ *   are passed on as they come. Without the flag nothing of this happens.
  *
  * API (returned object)
  *   send_message(msg)     send a string (or ArrayBuffer/Blob/typed array). Returns true if
  *                         sent or queued, false if dropped (queue full, or after close()).
  *   close([code, reason]) close for good: no reconnect, queue discarded. code defaults to 1000.
  *   get_state()           readyState of the current socket (0..3), as in the original client.
+ *   get_positions()       with the `recover` flag: a copy of the known positions,
+ *                         {"<channel>": {epoch: "<epoch>" or null, offset: n}, ...}; else null.
  */
 (function (root, factory) {
 	'use strict';
@@ -82,8 +102,9 @@
 		uri: null, connecting: null, connected: null, receive_message: null, disconnected: null,
 		heartbeat_msg: null, heartbeat_interval: 5000, max_missed_heartbeats: 3,
 		reconnect: true, backoff_base: 500, backoff_max: 30000, stable_after: 5000,
-		stop_on_policy_close: false, queue_limit: 1000, decode_binary: true
+		stop_on_policy_close: false, queue_limit: 1000, decode_binary: true, on_recovery: null
 	};
+	var RECOVER = 'recover';
 
 	function is_policy_close(code) {
 		return code === 1003 || code === 1008 || (code >= 4000 && code <= 4999);
@@ -101,6 +122,49 @@
 		}
 	}
 
+	// The uri's `recover` flag: null without it, else {prefix: the uri without the flag, ready
+	// for one more query parameter, positions: the ones it carried, or null}.
+	function recover_flag(uri) {
+		var q = uri.indexOf('?'), prefix, value = null, found = false;
+		if (q < 0) return null;
+		prefix = uri.slice(0, q + 1);
+		uri.slice(q + 1).split('&').forEach(function (part) {
+			var eq = part.indexOf('='), name = eq < 0 ? part : part.slice(0, eq);
+			if (name === RECOVER) {
+				found = true;
+				if (eq >= 0 && part.length > eq + 1) value = part.slice(eq + 1);
+			} else if (part) {
+				prefix += part + '&';
+			}
+		});
+		if (!found) return null;
+		var positions = null;
+		if (value !== null) {
+			positions = {};
+			var given = JSON.parse(decodeURIComponent(value)), channel;
+			for (channel in given) {
+				positions[channel] = {epoch: given[channel].epoch || null, offset: given[channel].offset || 0};
+			}
+		}
+		return {prefix: prefix, positions: positions};
+	}
+
+	// The positions as the server wants them back: a channel with no publication yet has epoch "".
+	function recover_uri(prefix, positions) {
+		var wire = {}, channel, any = false;
+		for (channel in positions) {
+			wire[channel] = {epoch: positions[channel].epoch || '', offset: positions[channel].offset};
+			any = true;
+		}
+		return prefix + RECOVER + (any ? '=' + encodeURIComponent(JSON.stringify(wire)) : '');
+	}
+
+	function base64_bytes(text) {
+		var binary = atob(text), bytes = new Uint8Array(binary.length);
+		for (var i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+		return bytes.buffer;
+	}
+
 	function WS4Redis(options) {
 		if (!(this instanceof WS4Redis)) return new WS4Redis(options);
 		var opts = {}, key;
@@ -115,6 +179,14 @@
 		var retry_timer = null, stable_timer = null, heartbeat_timer = null;
 		var missed_heartbeats = 0;
 		var decoder = typeof TextDecoder === 'function' ? new TextDecoder('utf-8', {fatal: true}) : null;
+		// Recovery (the uri's `recover` flag), see RECOVERY above. `positions` maps each channel
+		// with history to {epoch, offset}: the last publication passed on, or the position the
+		// server gave. `enveloped` is null until the current socket's first frame said whether
+		// the server speaks the recovery protocol (a recovery frame) or not (anything else).
+		var recovery = recover_flag(opts.uri);
+		var positions = recovery && recovery.positions || {};
+		var asked = recovery !== null && recovery.positions !== null;  // report the first recovery too
+		var enveloped = null;
 
 		function connect(first) {
 			retry_timer = null;
@@ -122,12 +194,13 @@
 			if (closed) return;  // connecting() may have called close()
 			var sock;
 			try {
-				sock = new WebSocket(opts.uri);
+				sock = new WebSocket(recovery ? recover_uri(recovery.prefix, positions) : opts.uri);
 			} catch (err) {
 				if (first) throw err;  // e.g. malformed URI: report it to the caller
 				return closed_with({code: 1006, reason: String(err), wasClean: false});
 			}
 			sock.binaryType = 'arraybuffer';
+			enveloped = null;
 			sock.onopen = function () { if (sock === ws) on_open(); };
 			sock.onmessage = function (evt) { if (sock === ws) on_message(evt); };
 			sock.onclose = function (evt) { if (sock === ws) closed_with(evt); };
@@ -153,11 +226,62 @@
 			var data = evt.data;
 			missed_heartbeats = 0;
 			failures = 0;
-			if (data instanceof ArrayBuffer && opts.decode_binary && decoder) {
-				try { data = decoder.decode(data); } catch (err) { /* not UTF-8: keep the bytes */ }
-			}
+			if (data instanceof ArrayBuffer) data = decode(data);
 			if (opts.heartbeat_msg && data === opts.heartbeat_msg) return;
+			if (recovery) return on_envelope(data);
 			call(opts.receive_message, data);
+		}
+
+		function decode(data) {
+			if (opts.decode_binary && decoder) {
+				try { return decoder.decode(data); } catch (err) { /* not UTF-8: keep the bytes */ }
+			}
+			return data;
+		}
+
+		// A frame of an opted-in socket: one JSON object with a "type", once the first frame
+		// (the recovery frame) has shown that the server speaks the protocol.
+		function on_envelope(data) {
+			var env = null;
+			if (enveloped !== false && typeof data === 'string') {
+				try { env = JSON.parse(data); } catch (err) { /* not an envelope */ }
+				if (!env || typeof env !== 'object' || typeof env.type !== 'string') env = null;
+			}
+			if (enveloped === null) enveloped = env !== null && env.type === 'recovery';
+			if (!enveloped) return call(opts.receive_message, data);
+			if (env === null) return;  // not from a server that keeps to the protocol
+			if (env.type === 'recovery') on_recovery_frame(env);
+			else if (env.type === 'message') on_publication(env);
+			// Other types are for later versions: never passed on as payloads.
+		}
+
+		function on_recovery_frame(env) {
+			var next = {}, channels = env.channels || {}, channel, known, given;
+			// Channels absent from the frame have no history (any longer): forget them, or
+			// the next reconnect would ask for them and be told "not recovered".
+			for (channel in channels) {
+				known = positions[channel];
+				given = channels[channel];
+				// A recovered channel keeps its known position: the replay that follows moves
+				// it on (taking the server's current one would drop the replay as duplicates).
+				next[channel] = given.recovered && known ? known : {epoch: given.epoch || null, offset: given.offset || 0};
+			}
+			positions = next;
+			if (asked) call(opts.on_recovery, {recovered: env.recovered !== false, missed: env.missed || 0});
+			asked = true;  // every later connection is a reconnect
+		}
+
+		function on_publication(env) {
+			var known = positions[env.channel];
+			if (typeof env.epoch === 'string' && env.epoch && typeof env.offset === 'number') {
+				if (known && known.epoch === env.epoch && env.offset <= known.offset) return;  // seen already
+				var lost = known && known.epoch !== null && known.epoch !== env.epoch;
+				positions[env.channel] = {epoch: env.epoch, offset: env.offset};
+				// A new epoch: the server's history broke off (e.g. Redis lost its data).
+				if (lost) call(opts.on_recovery, {recovered: false, missed: 0});
+			}
+			if (typeof env.data === 'string') call(opts.receive_message, env.data);
+			else if (typeof env.data_base64 === 'string') call(opts.receive_message, decode(base64_bytes(env.data_base64)));
 		}
 
 		function send_heartbeat() {
@@ -240,6 +364,13 @@
 
 		this.get_state = function () {
 			return ws ? ws.readyState : CLOSED;
+		};
+
+		this.get_positions = function () {
+			if (!recovery) return null;
+			var copy = {}, channel;
+			for (channel in positions) copy[channel] = {epoch: positions[channel].epoch, offset: positions[channel].offset};
+			return copy;
 		};
 
 		connect(true);

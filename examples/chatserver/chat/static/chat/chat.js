@@ -7,12 +7,15 @@
  * meanwhile; the text stays in the input until it has gone.  The recipient
  * picker (Direct, Groups) follows the conversation: it selects whoever wrote
  * last (or whom you wrote to last), unless you are typing, and remembers it
- * across reloads. */
+ * across reloads.  After a reconnect the server replays what the page missed
+ * (the `recover` flag); when it could not (history expired, Redis lost its
+ * data), a notice asks for a reload. */
 function ChatPage() {
     var list = document.getElementById("messages");
     var status = document.getElementById("status");
     var form = document.getElementById("send");
     var error = document.getElementById("error");
+    var notice = document.getElementById("notice");
     var me = document.body.dataset.user;
     var picker = form.elements.to && form.elements.to.tagName === "SELECT" ? form.elements.to : null;
     var remembered = "ws4redis-chat:" + location.pathname + ":" + (me || "") + ":to";
@@ -130,6 +133,8 @@ function ChatPage() {
         disconnected: function (evt, retry_ms) {
             if (retry_ms === null) setStatus("offline", "offline");
             else setStatus("reconnecting", "reconnecting…");
-        }
+        },
+        // Stays up once shown: a later good recovery does not bring the lost messages back.
+        recovered: function (result) { if (!result.recovered) notice.hidden = false; }
     };
 }
