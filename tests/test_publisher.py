@@ -8,6 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from ws4redis_mw.history import parse_published
+
 
 @pytest.fixture
 def redis(django_setup, redis_server):
@@ -33,9 +35,27 @@ def test_publish_reaches_a_subscriber_and_is_kept_with_expire(redis):
     pubsub.subscribe(f"broadcast:{facility}")
     pubsub.get_message(timeout=1)
     RedisPublisher(facility=facility, broadcast=True).publish_message(RedisMessage("Hello"), expire=30)
-    assert pubsub.get_message(timeout=2)["data"] == b"Hello"
+    # The test project keeps history: the payload comes with its epoch and offset in front.
+    assert parse_published(pubsub.get_message(timeout=2)["data"])[1:] == (1, b"Hello")
     assert redis.get(f"broadcast:{facility}") == b"Hello"
     assert 0 < redis.ttl(f"broadcast:{facility}") <= 30
+    assert redis.xlen(f"history:broadcast:{facility}") == 1
+
+
+def test_publish_without_history_sends_the_raw_payload(redis):
+    from ws4redis_mw import RedisMessage
+    from ws4redis_mw.redis_store import RedisStore
+    from ws4redis_mw.settings import Settings
+
+    facility = name()
+    pubsub = redis.pubsub()
+    pubsub.subscribe(f"broadcast:{facility}")
+    pubsub.get_message(timeout=1)
+    store = RedisStore(redis, settings=Settings(history=None))
+    store._publishers = {f"broadcast:{facility}"}
+    store.publish_message(RedisMessage("Hello"), expire=0)
+    assert pubsub.get_message(timeout=2)["data"] == b"Hello"
+    assert not redis.exists(f"history:broadcast:{facility}")
 
 
 def test_expire_zero_publishes_without_keeping(redis):
