@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench bench-history clean
 
 $(VENV)/.demo: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,13 @@ else
 	cd bench && ../$(BENCH_PY) compare.py --out results/full.jsonl $(BENCH_ARGS)
 	$(BENCH_PY) bench/report.py bench/results/full.jsonl --before bench/results/before.jsonl --out docs/benchmarks.md
 endif
+
+# make bench-history: bench/history.py (about 1 minute on 2 cores): a reconnect
+# storm of 2,000 sockets, the cost of a publication with history (Redis and
+# server CPU) and its memory in Redis; the JSON lines also go to
+# .cache/bench/history.jsonl.  HISTORY_ARGS="--clients 500": any of its options.
+bench-history:
+	$(PY) bench/history.py --out .cache/bench/history.jsonl $(HISTORY_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache

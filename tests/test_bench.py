@@ -1,4 +1,4 @@
-"""bench/compare.py cannot rot: a smoke run of every scenario against every ws4redis_mw server mode.
+"""bench/compare.py and bench/history.py cannot rot: a smoke run of every scenario against every ws4redis_mw server mode.
 
 A few sockets and a few messages, seconds each, with the Python load generator
 (nothing outside the test virtualenv).  Nothing here asserts a time or a rate:
@@ -149,3 +149,21 @@ def test_sigterm_stops_every_process_it_started():
             proc.kill()
     assert proc.returncode == 130
     assert left_behind(token) == []
+
+
+def test_history_bench_prints_every_measurement_and_recovers_every_client():
+    """bench/history.py at a tiny size: its JSON lines, every client recovered, a warm worker reads no stream."""
+    require(redis_server_binary() is not None, "redis-server is not installed (apt-get install redis-server)")
+    proc = subprocess.run([sys.executable, str(BENCH / "history.py"), "--clients", "20", "--subscribers", "10", "--seconds", "1",
+                           "--publications", "100"], cwd=BENCH, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert lines[0]["cores"] >= 1 and [line["measurement"] for line in lines[1:]] == [
+        "reconnect", "reconnect", "reconnect", "redis_cost", "server_cost", "server_cost", "memory"]
+    storms = {line["case"]: line for line in lines if line.get("measurement") == "reconnect"}
+    assert {case: (s["recovered"], s["redis_commands"]["xrange"]) for case, s in storms.items()} == {
+        "warm": (20, 0), "left": (20, 1), "restarted": (20, 1)}
+    for line in lines:
+        if line.get("measurement") == "server_cost":
+            assert line["received_on"] == line["received_off"] == line["deliveries"]
+    assert "reconnect" in proc.stderr and "memory" in proc.stderr  # the summary
