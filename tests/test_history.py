@@ -53,9 +53,18 @@ def test_callable_policy_decides_per_facility_and_audience():
 
 
 def test_history_keys_keep_the_prefix_and_never_name_a_channel():
-    assert stream_key("site:broadcast:news", "site") == "site:history:broadcast:news"
-    assert meta_key("site:broadcast:news", "site") == "site:history-meta:broadcast:news"
-    assert stream_key("user:bob:news", None) == "history:user:bob:news"
+    assert stream_key("site:broadcast:news", "site") == "site:history:{site:broadcast:news}"
+    assert meta_key("site:broadcast:news", "site") == "site:history-meta:{site:broadcast:news}"
+    assert stream_key("user:bob:news", None) == "history:{user:bob:news}"
+
+
+def test_history_keys_share_the_channels_cluster_slot():
+    from redis.crc import key_slot
+
+    # (A channel hashed whole that holds a "}" can share its slot with no other key.)
+    for channel in ("site:broadcast:news", "user:bob:news", "broadcast:a{b}c", "broadcast:a{{b}"):
+        for key in (stream_key(channel, "site"), meta_key(channel, "site")):
+            assert key_slot(key.encode()) == key_slot(channel.encode()), (channel, key)
 
 
 def test_client_names_never_show_a_session_key_or_a_user_name():

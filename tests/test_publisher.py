@@ -39,7 +39,7 @@ def test_publish_reaches_a_subscriber_and_is_kept_with_expire(redis):
     assert parse_published(pubsub.get_message(timeout=2)["data"])[1:] == (1, b"Hello")
     assert redis.get(f"broadcast:{facility}") == b"Hello"
     assert 0 < redis.ttl(f"broadcast:{facility}") <= 30
-    assert redis.xlen(f"history:broadcast:{facility}") == 1
+    assert redis.xlen(f"history:{{broadcast:{facility}}}") == 1
 
 
 def test_publish_without_history_sends_the_raw_payload(redis):
@@ -55,7 +55,7 @@ def test_publish_without_history_sends_the_raw_payload(redis):
     store._publishers = {f"broadcast:{facility}"}
     store.publish_message(RedisMessage("Hello"), expire=0)
     assert pubsub.get_message(timeout=2)["data"] == b"Hello"
-    assert not redis.exists(f"history:broadcast:{facility}")
+    assert not redis.exists(f"history:{{broadcast:{facility}}}")
 
 
 def test_expire_zero_publishes_without_keeping(redis):

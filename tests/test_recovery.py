@@ -36,6 +36,14 @@ def publish(redis, name: str, payload: str, expire: int = 10, config: history.Hi
     return int(redis.eval(history.PUBLISH_SCRIPT, *history.publish_args(channel, None, config, payload.encode(), expire)))
 
 
+def meta(name: str) -> str:
+    return history.meta_key(f"broadcast:{name}", None)
+
+
+def stream(name: str) -> str:
+    return history.stream_key(f"broadcast:{name}", None)
+
+
 def recover_url(server, name: str, positions=None) -> str:
     value = "" if positions is None else "=" + urllib.parse.quote(json.dumps(positions))
     return f"{server.ws}/ws/{name}?subscribe-broadcast&recover{value}"
@@ -68,7 +76,7 @@ def test_plain_clients_get_raw_payloads_and_opted_in_clients_get_offsets(server,
         assert recv(plain) == "first"
         message = envelope(opted)
         assert message["data"] == "first" and message["offset"] == 1 and message["channel"] == "broadcast"
-        assert message["epoch"] == redis.hget(f"history-meta:broadcast:{name}", "epoch").decode()
+        assert message["epoch"] == redis.hget(meta(name), "epoch").decode()
 
 
 def test_reconnecting_client_gets_exactly_what_it_missed_then_the_live_stream(server, redis):
@@ -94,8 +102,8 @@ def test_reconnecting_client_gets_exactly_what_it_missed_then_the_live_stream(se
 def test_client_whose_history_is_gone_is_told_it_was_not_recovered(server, redis):
     name = facility()
     publish(redis, name, "one")
-    epoch = redis.hget(f"history-meta:broadcast:{name}", "epoch").decode()
-    redis.delete(f"history-meta:broadcast:{name}", f"history:broadcast:{name}")  # as after a restart without persistence
+    epoch = redis.hget(meta(name), "epoch").decode()
+    redis.delete(meta(name), stream(name))  # as after a restart without persistence
     publish(redis, name, "two")
     with connect(recover_url(server, name, {"broadcast": {"epoch": epoch, "offset": 1}}), open_timeout=5) as ws:
         report = envelope(ws)
@@ -107,7 +115,7 @@ def test_client_whose_history_is_gone_is_told_it_was_not_recovered(server, redis
 def test_more_missed_than_the_maximum_is_not_recovered(server, redis):
     name = facility()
     publish(redis, name, "seen")
-    epoch = redis.hget(f"history-meta:broadcast:{name}", "epoch").decode()
+    epoch = redis.hget(meta(name), "epoch").decode()
     for i in range(21):  # WS4REDIS_MAX_RECOVER is 20 here
         publish(redis, name, str(i))
     with connect(recover_url(server, name, {"broadcast": {"epoch": epoch, "offset": 1}}), open_timeout=5) as ws:
@@ -126,7 +134,7 @@ def test_more_missed_than_the_maximum_is_not_recovered(server, redis):
 def test_bad_positions_are_not_recovered_and_the_socket_still_works(server, redis, value):
     name = facility()
     publish(redis, name, "one")
-    epoch = redis.hget(f"history-meta:broadcast:{name}", "epoch").decode()
+    epoch = redis.hget(meta(name), "epoch").decode()
     url = f"{server.ws}/ws/{name}?subscribe-broadcast&recover=" + urllib.parse.quote(value.replace("%s", epoch))
     with connect(url, open_timeout=5) as ws:
         report = envelope(ws)
@@ -139,7 +147,7 @@ def test_bad_positions_are_not_recovered_and_the_socket_still_works(server, redi
 def test_positions_for_channels_the_socket_does_not_subscribe_are_ignored(server, redis):
     name, other = facility(), facility()
     publish(redis, other, "secret")
-    epoch = redis.hget(f"history-meta:broadcast:{other}", "epoch").decode()
+    epoch = redis.hget(meta(other), "epoch").decode()
     positions = {"group:x": {"epoch": epoch, "offset": 0}, "user": {"epoch": epoch, "offset": 0}}
     with connect(recover_url(server, name, positions), open_timeout=5) as ws:
         report = envelope(ws)
@@ -166,7 +174,7 @@ def test_client_publications_get_offsets_and_are_kept(server, redis):
         sender.send("from a client")
         message = envelope(opted)
         assert (message["data"], message["offset"]) == ("from a client", 1)
-    assert redis.xlen(f"history:broadcast:{name}") == 1
+    assert redis.xlen(stream(name)) == 1
 
 
 def test_publication_from_django_code_gets_an_offset(server, redis):

@@ -41,7 +41,7 @@ from .channels import AUDIENCES, key_prefix
 
 __all__ = [
     "HistoryConfig", "HistoryPolicy", "policy_for", "config_from_setting", "stream_key", "meta_key", "PUBLISH_SCRIPT", "publish_args",
-    "new_epoch", "parse_published", "Position", "parse_positions", "View", "Recovery", "recover", "client_name",
+    "new_epoch", "parse_published", "hash_tag", "Position", "parse_positions", "View", "Recovery", "recover", "client_name",
     "message_frame", "recovery_frame", "MAX_POSITIONS_LENGTH", "DEFAULT_META_TTL", "INVALID", "Publication",
     "merge_entries",
 ]
@@ -154,16 +154,26 @@ def _split(channel: str, prefix: Optional[str]) -> Tuple[str, str]:
     return (start, channel[len(start):]) if start and channel.startswith(start) else ("", channel)
 
 
+def hash_tag(channel: str) -> str:
+    """The part of ``channel`` Redis Cluster hashes to find its slot: its own ``{tag}`` if it has one, else all of it."""
+    start = channel.find("{")
+    end = channel.find("}", start + 1) if start >= 0 else -1
+    return channel[start + 1:end] if end > start + 1 else channel
+
+
 def stream_key(channel: str, prefix: Optional[str]) -> str:
-    """The stream of ``channel``'s publications: ``{prefix:}history:<channel without prefix>``."""
-    start, rest = _split(channel, prefix)
-    return f"{start}history:{rest}"
+    """The stream of ``channel``'s publications: ``{prefix:}history:{<channel>}``.
+
+    The ``{...}`` hash tag puts it in the channel's own slot under Redis Cluster.
+    """
+    start, _ = _split(channel, prefix)
+    return f"{start}history:{{{hash_tag(channel)}}}"
 
 
 def meta_key(channel: str, prefix: Optional[str]) -> str:
-    """The hash of ``channel``'s epoch and last offset: ``{prefix:}history-meta:<channel without prefix>``."""
-    start, rest = _split(channel, prefix)
-    return f"{start}history-meta:{rest}"
+    """The hash of ``channel``'s epoch and last offset: ``{prefix:}history-meta:{<channel>}``, in the channel's slot."""
+    start, _ = _split(channel, prefix)
+    return f"{start}history-meta:{{{hash_tag(channel)}}}"
 
 
 #: KEYS: stream, meta hash, channel (the kept message's key).  ARGV: payload,
