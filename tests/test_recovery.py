@@ -30,10 +30,10 @@ def facility() -> str:
     return "r" + uuid.uuid4().hex[:10]
 
 
-def publish(redis, name: str, payload: str, expire: int = 10, config: history.HistoryConfig = CONFIG) -> int:
-    """Publish with history to the broadcast channel of ``name``, as RedisPublisher does; the offset."""
+def publish(redis, name: str, payload: str, expire: int = 10, config: history.HistoryConfig = CONFIG):
+    """Publish with history to the broadcast channel of ``name``, as RedisPublisher does; the offset (or the pipeline)."""
     channel = f"broadcast:{name}"
-    return int(redis.eval(history.PUBLISH_SCRIPT, *history.publish_args(channel, None, config, payload.encode(), expire)))
+    return redis.eval(history.PUBLISH_SCRIPT, *history.publish_args(channel, None, config, payload.encode(), expire))
 
 
 def meta(name: str) -> str:
@@ -247,3 +247,29 @@ async def _gap_run(server, redis, name: str, total: int):
         for ws in sockets:
             await ws.close()
     return received
+
+
+def test_gap_whose_history_lost_its_epoch_is_counted_unhealed_and_live_messages_resume(own_redis, django_setup, workdir):
+    server = start("pywsgi", own_redis, workdir, WS4REDIS_TEST_HEARTBEAT="")
+    name = facility()
+    redis = own_redis.client()
+    try:
+        with connect(f"{server.ws}/ws/{name}?subscribe-broadcast", open_timeout=5) as ws:
+            publish(redis, name, "before")
+            assert recv(ws) == "before"
+            # The subscription breaks, and meanwhile the channel's history is lost
+            # (as when Redis restarts without persistence) and published to again.
+            # One round trip, so that all of it happens before the server can resubscribe.
+            pipe = redis.pipeline(transaction=False)
+            pipe.client_kill_filter(_type="pubsub")
+            pipe.delete(meta(name), stream(name))
+            publish(pipe, name, "in the gap, new epoch")
+            pipe.execute()
+            deadline = time.monotonic() + 10
+            while stats(server)["metrics"]["history_unhealed"] < 1:
+                assert time.monotonic() < deadline, stats(server)["metrics"]
+                time.sleep(0.1)
+            publish(redis, name, "after")
+            assert recv(ws) == "after"
+    finally:
+        server.stop()
