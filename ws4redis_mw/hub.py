@@ -362,19 +362,20 @@ class Hub:
         """The reader is subscribed again (or for the first time); must not block it."""
         if not first:
             METRICS.redis_reconnects += 1
-            if self._histories:
-                # Hold live messages back until what the gap swallowed is delivered.
-                self._heal_generation += 1
-                if self._healing is None:
-                    self._healing = []
-                self._healed.clear()
-                gevent.spawn(self._heal, self._heal_generation)
+        if self._healing is not None:
+            self._heal_generation += 1
+            gevent.spawn(self._heal, self._heal_generation)
         gevent.spawn(self._measure_gap, self._lost_at, self._last_heard)
         self._lost_at = None
 
     def _on_redis_lost(self) -> None:
         self._lost_at = time.monotonic()
         self._last_heard = self._subscription.last_heard
+        if self._histories and self._healing is None:
+            # Hold live messages back from now on (the resubscription itself
+            # may read some) until what the gap swallowed is delivered.
+            self._healing = []
+            self._healed.clear()
 
     def _heal(self, generation: int) -> None:
         """Deliver what each history channel got while the subscription was down, then what was held back."""
