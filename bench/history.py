@@ -185,19 +185,26 @@ async def storm(server: Server, redis: RedisServer, case: str, clients: int, mis
 # -- 2. the cost ------------------------------------------------------------------------
 
 
-def redis_cost(redis: RedisServer, publications: int) -> dict:
+def redis_cost(redis: RedisServer, publications: int, batch: int = 1) -> dict:
+    """Redis' time per publication with history and without; ``batch`` publications per round trip.
+
+    One per round trip is RedisPublisher's case (a view publishing once); a
+    batch of 200 that of a busy hub, whose command pipeline shares round trips.
+    """
     client = redis.client()
     payload = b"x" * 100
-    out: dict = {"measurement": "redis_cost", "publications": publications, "payload_bytes": len(payload)}
+    out: dict = {"measurement": "redis_cost", "publications": publications, "payload_bytes": len(payload), "batch": batch}
     for way in ("history", "plain"):
         before, cpu_before = commandstats(client), redis_cpu(client)
-        for _ in range(publications):
+        pipe = client.pipeline(transaction=False)
+        for n in range(publications):
             if way == "history":
-                publish(client, "cost-redis", payload)
+                channel = "broadcast:cost-redis"
+                pipe.execute_command("EVAL", history.PUBLISH_SCRIPT, *history.publish_args(channel, None, CONFIG, payload, EXPIRE))
             else:
-                pipe = client.pipeline(transaction=False)
                 pipe.execute_command("PUBLISH", "broadcast:cost-redis-plain", payload)
                 pipe.execute_command("SET", "broadcast:cost-redis-plain", payload, "EX", EXPIRE)
+            if (n + 1) % batch == 0 or n + 1 == publications:
                 pipe.execute()
         cpu, after = redis_cpu(client) - cpu_before, commandstats(client)
         usec = {name: after[name]["usec"] - before.get(name, {}).get("usec", 0) for name in after}
@@ -290,7 +297,7 @@ def summary(lines: List[dict]) -> str:
                        f"CPU server {line['server_cpu_s']} s, client {line['client_cpu_s']} s")
         elif line["measurement"] == "redis_cost":
             h, p = line["history"], line["plain"]
-            out.append(f"Redis per publication: EVAL {h['commandstats_us_per_publication']} µs vs PUBLISH+SET "
+            out.append(f"Redis per publication, {line['batch']} per round trip: EVAL {h['commandstats_us_per_publication']} µs vs PUBLISH+SET "
                        f"{p['commandstats_us_per_publication']} µs (commandstats, x{line['ratio_commandstats']}); process CPU "
                        f"{h['cpu_us_per_publication']} vs {p['cpu_us_per_publication']} µs (x{line['ratio_cpu']})")
         elif line["measurement"] == "server_cost":
@@ -314,8 +321,9 @@ async def run(args: argparse.Namespace, workdir: Path, redis: RedisServer) -> Li
         for case in ("warm", "left", "restarted"):
             lines.append(await storm(on, redis, case, args.clients, args.missed))
             emit(lines[-1])
-        lines.append(await asyncio.to_thread(redis_cost, redis, args.publications))
-        emit(lines[-1])
+        for batch in (1, 200):
+            lines.append(await asyncio.to_thread(redis_cost, redis, args.publications, batch))
+            emit(lines[-1])
         off.start()
         for opted in (False, True):
             lines.append(await server_cost(on, off, redis, args.subscribers, args.rate, args.seconds, opted))

@@ -159,7 +159,7 @@ def test_history_bench_prints_every_measurement_and_recovers_every_client():
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert lines[0]["cores"] >= 1 and [line["measurement"] for line in lines[1:]] == [
-        "reconnect", "reconnect", "reconnect", "redis_cost", "server_cost", "server_cost", "memory"]
+        "reconnect", "reconnect", "reconnect", "redis_cost", "redis_cost", "server_cost", "server_cost", "memory"]
     storms = {line["case"]: line for line in lines if line.get("measurement") == "reconnect"}
     assert {case: (s["recovered"], s["redis_commands"]["xrange"]) for case, s in storms.items()} == {
         "warm": (20, 0), "left": (20, 1), "restarted": (20, 1)}
