@@ -122,3 +122,14 @@ def test_kept_messages_and_history_recovery_work_on_every_master(server, cluster
             report = json.loads(recv(ws))
             assert report["recovered"] is True and report["missed"] == 3, (name, report)
             assert sorted(json.loads(recv(ws))["data"] for _ in range(3)) == [f"missed {name} {n}" for n in range(3)]
+
+
+def test_cluster_configuration_names_the_startup_nodes_and_only_database_0():
+    from ws4redis_mw.connection import cluster_config, is_cluster, node_config
+
+    url = "redis+cluster://:s3@10.0.0.1:7000,10.0.0.2/"
+    assert is_cluster(url) and is_cluster({"cluster_nodes": []}) and not is_cluster("redis://10.0.0.1/0")
+    assert cluster_config(url) == ([("10.0.0.1", 7000), ("10.0.0.2", 6379)], {"password": "s3"})
+    assert node_config({"cluster_nodes": [("a", 1)], "password": None}, "b", 2) == {"password": None, "host": "b", "port": 2}
+    with pytest.raises(ValueError):
+        cluster_config("redis+cluster://10.0.0.1:7000/1")
