@@ -300,10 +300,11 @@ def render(full: Path, before: Optional[Path], out: Path) -> str:
     problems = errors(rows)
     if problems:
         parts += ["## What did not run", ""] + problems + [""]
-    # Hand-written from bench/history.py's own run: another script, so it is kept as written, last.
-    kept = full.parent / "history.md"
-    if kept.exists():
-        parts += [kept.read_text().strip(), ""]
+    # Hand-written from bench/history.py's and bench/cluster.py's own runs: other scripts, so they are kept as written, last.
+    for name in ("history.md", "cluster.md"):
+        kept = full.parent / name
+        if kept.exists():
+            parts += [kept.read_text().strip(), ""]
     return "\n".join(parts)
 
 

@@ -185,6 +185,91 @@ class SentinelSet:
         self.master.stop()
 
 
+def redis_version() -> Tuple[int, ...]:
+    """The version of the redis-server binary, (0,) if none."""
+    binary = redis_server_binary()
+    if binary is None:
+        return (0,)
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
+    version = out.split("v=", 1)[1].split()[0]
+    return tuple(int(part) for part in version.split("."))
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    while True:
+        port = free_port()
+        if port + 10000 < 65536:
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
+
+
+class RedisClusterSet:
+    """``masters`` redis-server processes with ``cluster-enabled yes`` on 127.0.0.1, no replicas.
+
+    Three or more masters are joined by ``redis-cli --cluster create``
+    (which wants at least three); fewer get the slots split by hand
+    (``CLUSTER ADDSLOTSRANGE``, ``CLUSTER MEET``).  :attr:`url` is the
+    ``redis+cluster://`` form of ``WS4REDIS_CONNECTION``.
+    """
+
+    def __init__(self, workdir: Path, masters: int = 3, extra_args: Tuple[str, ...] = ()):
+        self.workdir = workdir
+        self.nodes: List[RedisServer] = []
+        for i in range(masters):
+            node_dir = workdir / f"cluster-{i}"
+            node_dir.mkdir(parents=True, exist_ok=True)
+            node = RedisServer(node_dir, extra_args=("--cluster-enabled", "yes", "--cluster-config-file", str(node_dir / "nodes.conf"),
+                                                     "--cluster-node-timeout", "5000", *extra_args))
+            node.port = free_cluster_port()
+            self.nodes.append(node)
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes) + "/"
+
+    @property
+    def ports(self) -> List[int]:
+        return [node.port for node in self.nodes]
+
+    def start(self, timeout: float = 30.0) -> None:
+        import redis
+
+        for node in self.nodes:
+            node.start()
+        if len(self.nodes) >= 3:
+            cli = shutil.which("redis-cli") or str(BIN / "redis-cli")
+            subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{port}" for port in self.ports),
+                            "--cluster-replicas", "0", "--cluster-yes"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        else:
+            step = 16384 // len(self.nodes)
+            for i, node in enumerate(self.nodes):
+                end = 16383 if i == len(self.nodes) - 1 else (i + 1) * step - 1
+                redis.Redis(port=node.port).execute_command("CLUSTER", "ADDSLOTSRANGE", i * step, end)
+                if i:
+                    redis.Redis(port=node.port).execute_command("CLUSTER", "MEET", "127.0.0.1", self.nodes[0].port)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            infos = [redis.Redis(port=port).execute_command("CLUSTER", "INFO") for port in self.ports]
+            if all(b"cluster_state:ok" in info and f"cluster_known_nodes:{len(self.ports)}".encode() in info for info in infos):
+                return
+            time.sleep(0.1)
+        raise TimeoutError("the cluster did not come up in time")
+
+    def client(self):
+        from redis.cluster import ClusterNode, RedisCluster
+
+        return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", port) for port in self.ports])
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
 @dataclasses.dataclass
 class ServerMode:
     name: str

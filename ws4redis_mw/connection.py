@@ -10,6 +10,11 @@ Two kinds are made here:
   process is not monkey-patched (uWSGI ``--gevent`` without
   ``--gevent-monkey-patch``, the development server), so that waiting on
   Redis never blocks the other greenlets.
+
+Under Redis Cluster (``redis+cluster://host:port,host:port/`` or a dict with
+``cluster_nodes``) the publisher's client is a ``redis.cluster.RedisCluster``
+and the hub connects to each master itself (:func:`node_config` makes the
+configuration of one node, which :func:`hub_connection` takes like any other).
 """
 
 from __future__ import annotations
@@ -31,10 +36,13 @@ from redis.retry import Retry
 if TYPE_CHECKING:
     import gevent.socket
 
-__all__ = ["connection_kwargs", "get_client", "hub_connection", "is_sentinel", "sentinel_config", "discover_master"]
+__all__ = ["connection_kwargs", "get_client", "hub_connection", "is_sentinel", "sentinel_config", "discover_master",
+           "is_cluster", "cluster_config", "node_config"]
 
 SENTINEL_SCHEME = "redis+sentinel"
 SENTINEL_PORT = 26379
+CLUSTER_SCHEME = "redis+cluster"
+CLUSTER_PORT = 6379
 
 _clients: Dict[Any, redis.Redis] = {}
 _clients_lock = threading.Lock()
@@ -60,6 +68,56 @@ def is_sentinel(config: Union[Dict[str, Any], str]) -> bool:
     return "sentinels" in config
 
 
+def is_cluster(config: Union[Dict[str, Any], str]) -> bool:
+    """Whether ``config`` names a Redis Cluster (its channels then use sharded pub/sub)."""
+    if isinstance(config, str):
+        return config.startswith(CLUSTER_SCHEME + "://")
+    return "cluster_nodes" in config
+
+
+def _hosts(text: str, default_port: int) -> List[Tuple[str, int]]:
+    hosts = []
+    for host in text.split(","):
+        name, _, port = host.rpartition(":")
+        if not name or host.endswith("]"):  # no port given
+            name, port = host, ""
+        hosts.append((name.strip("[]"), int(port or default_port)))
+    return hosts
+
+
+def cluster_config(config: Union[Dict[str, Any], str]) -> Tuple[List[Tuple[str, int]], Dict[str, Any]]:
+    """(startup nodes, arguments for every node's connection) of a cluster configuration.
+
+    ``redis+cluster://[user:password@]host:port,host:port/``: any few nodes
+    of the cluster; the others and who owns which slot are asked of them.  A
+    cluster has only database 0, so no database is named.
+    """
+    if isinstance(config, str):
+        url = urllib.parse.urlsplit(config)
+        userinfo, _, hosts = url.netloc.rpartition("@")
+        kwargs: Dict[str, Any] = {}
+        if userinfo:
+            username, _, password = userinfo.partition(":")
+            if username:
+                kwargs["username"] = urllib.parse.unquote(username)
+            if password:
+                kwargs["password"] = urllib.parse.unquote(password)
+        if url.path.strip("/") not in ("", "0"):
+            raise ValueError(f"a Redis Cluster has only database 0: {config!r}")
+        return _hosts(hosts, CLUSTER_PORT), kwargs
+    rest = {k: v for k, v in dict(config).items() if v is not None or k == "password"}
+    nodes = [(str(host), int(port)) for host, port in rest.pop("cluster_nodes")]
+    if rest.pop("db", 0) not in (0, "0"):
+        raise ValueError("a Redis Cluster has only database 0")
+    return nodes, rest
+
+
+def node_config(config: Union[Dict[str, Any], str], host: str, port: int) -> Dict[str, Any]:
+    """The configuration of one node of the cluster ``config`` names, for :func:`hub_connection`."""
+    _, kwargs = cluster_config(config)
+    return {**kwargs, "host": host, "port": port}
+
+
 SentinelConfig = Tuple[List[Tuple[str, int]], str, Dict[str, Any], Dict[str, Any]]
 
 
@@ -75,12 +133,7 @@ def sentinel_config(config: Union[Dict[str, Any], str]) -> SentinelConfig:
                 kwargs["username"] = urllib.parse.unquote(username)
             if password:
                 kwargs["password"] = urllib.parse.unquote(password)
-        sentinels = []
-        for host in hosts.split(","):
-            name, _, port = host.rpartition(":")
-            if not name or host.endswith("]"):  # no port given
-                name, port = host, ""
-            sentinels.append((name.strip("[]"), int(port or SENTINEL_PORT)))
+        sentinels = _hosts(hosts, SENTINEL_PORT)
         parts = [urllib.parse.unquote(part) for part in url.path.split("/") if part]
         if not parts:
             raise ValueError(f"{SENTINEL_SCHEME}:// URL without a service name: {config!r}")
@@ -219,6 +272,15 @@ def _make_client(config: Union[Dict[str, Any], str], timeout: float) -> redis.Re
         _followers[(os.getpid(), repr(config), timeout)] = follower = _MasterFollower(sentinel, service_name, client)
         follower.check()
         return client
+    if is_cluster(config):
+        from redis.cluster import ClusterNode, RedisCluster
+
+        nodes, kwargs = cluster_config(config)
+        # One pool per node, as redis-py makes them; a publish is routed to the
+        # master of its channel's slot, and redis-py follows MOVED by itself.
+        cluster: redis.Redis = RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in nodes],  # type: ignore[assignment]
+                                            socket_timeout=timeout, socket_connect_timeout=timeout, **kwargs)
+        return cluster
     kwargs = connection_kwargs(config)
     pool = redis.BlockingConnectionPool(
         connection_class=_connection_class(kwargs),

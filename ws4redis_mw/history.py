@@ -178,7 +178,10 @@ def meta_key(channel: str, prefix: Optional[str]) -> str:
 
 #: KEYS: stream, meta hash, channel (the kept message's key).  ARGV: payload,
 #: size, ttl, meta ttl, kept seconds (0: keep nothing), a new epoch in case
-#: the channel has none, the envelope's mark.  Returns the offset.
+#: the channel has none, the envelope's mark, and optionally the publish
+#: command (``SPUBLISH`` under Redis Cluster; ``PUBLISH`` when absent, so
+#: that one script serves both and the classic arguments are unchanged).
+#: Returns the offset.
 PUBLISH_SCRIPT = """
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
 if not epoch then
@@ -190,7 +193,7 @@ local offset = redis.call('HINCRBY', KEYS[2], 'offset', 1)
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], string.format('%d-0', offset), 'd', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
-redis.call('PUBLISH', KEYS[3], ARGV[7] .. epoch .. ':' .. string.format('%d', offset) .. ':' .. ARGV[1])
+redis.call(ARGV[8] or 'PUBLISH', KEYS[3], ARGV[7] .. epoch .. ':' .. string.format('%d', offset) .. ':' .. ARGV[1])
 if tonumber(ARGV[5]) > 0 then
   redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[5])
 end
@@ -202,10 +205,16 @@ def new_epoch() -> str:
     return os.urandom(6).hex()
 
 
-def publish_args(channel: str, prefix: Optional[str], config: HistoryConfig, payload: bytes, expire: int) -> Tuple[Any, ...]:
-    """``EVAL`` arguments (after the script) publishing ``payload`` to ``channel`` with history."""
-    return (3, stream_key(channel, prefix), meta_key(channel, prefix), channel,
+def publish_args(channel: str, prefix: Optional[str], config: HistoryConfig, payload: bytes, expire: int,
+                 sharded: bool = False) -> Tuple[Any, ...]:
+    """``EVAL`` arguments (after the script) publishing ``payload`` to ``channel`` with history.
+
+    ``sharded``: publish with ``SPUBLISH`` (Redis Cluster; the three keys and
+    the channel share one slot, so the script runs on the channel's master).
+    """
+    args = (3, stream_key(channel, prefix), meta_key(channel, prefix), channel,
             payload, config.size, config.ttl, config.meta_ttl, max(0, expire), new_epoch(), _MAGIC)
+    return (*args, "SPUBLISH") if sharded else args
 
 
 def parse_published(payload: bytes) -> Tuple[Optional[str], Optional[int], bytes]:

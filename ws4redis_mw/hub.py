@@ -34,6 +34,11 @@ Design rules of this module:
   or at the latest when the timer next asks them (every
   ``redis_health_interval`` seconds): Sentinel reconfigures the old master
   only later, and until then a subscription there hears nothing.
+* Under Redis Cluster the subscription and the command pipeline are their
+  cluster forms (:mod:`ws4redis_mw.cluster`: one sharded subscription and
+  one pipeline per master), publications use ``SPUBLISH``, and the gap
+  measurement reads nothing (one master's count says nothing of another's);
+  the classic path is the same code as without a cluster.
 """
 
 from __future__ import annotations
@@ -42,14 +47,15 @@ import collections
 import logging
 import os
 import time
-from typing import Any, Collection, Deque, Dict, Hashable, List, Optional, Protocol, Sequence, Tuple
+from typing import Any, Collection, Deque, Dict, Hashable, List, Optional, Protocol, Sequence, Tuple, Union
 
 import gevent
 import gevent.event
 
 from . import frames, history
+from .cluster import ClusterCommands, ClusterSubscription
 from .commands import CommandPipeline, RedisUnavailable
-from .connection import discover_master, is_sentinel, sentinel_config
+from .connection import discover_master, is_cluster, is_sentinel, sentinel_config
 from .metrics import METRICS
 from .registry import Registry
 from .sentinel import SentinelWatcher
@@ -90,10 +96,22 @@ class Hub:
     def __init__(self, settings: Settings):
         self._timeout = settings.redis_timeout
         self._registry: Registry[Listener] = Registry()
-        self._subscription = Subscription(settings.connection, self._registry, self._dispatch, timeout=settings.redis_timeout,
+        self._cluster = is_cluster(settings.connection)
+        self._subscription: Union[Subscription, ClusterSubscription]
+        self._commands: Union[CommandPipeline, ClusterCommands]
+        if self._cluster:
+            cluster = ClusterSubscription(settings.connection, self._registry, self._dispatch, timeout=settings.redis_timeout,
                                           health_interval=settings.redis_health_interval,
                                           on_up=self._on_redis_up, on_lost=self._on_redis_lost)
-        self._commands = CommandPipeline(settings.connection, lambda: self._subscription.generation, timeout=settings.redis_timeout)
+            self._subscription = cluster
+            self._commands = ClusterCommands(settings.connection, cluster, timeout=settings.redis_timeout)
+        else:
+            self._subscription = Subscription(settings.connection, self._registry, self._dispatch, timeout=settings.redis_timeout,
+                                              health_interval=settings.redis_health_interval,
+                                              on_up=self._on_redis_up, on_lost=self._on_redis_lost)
+            self._commands = CommandPipeline(settings.connection, lambda: self._subscription.generation,
+                                             timeout=settings.redis_timeout)
+        self._publish_command = "SPUBLISH" if self._cluster else "PUBLISH"
         self._readings: Deque[Tuple[str, int, float]] = collections.deque(maxlen=8)  # (run_id, PUBLISH count, read at)
         self._reading_due = 0.0
         self._lost_at: Optional[float] = None
@@ -221,9 +239,10 @@ class Hub:
         for channel in channels:
             config = policy.for_channel(channel) if policy.enabled else None
             if config is not None:
-                commands.append(("EVAL", history.PUBLISH_SCRIPT, *history.publish_args(channel, self._prefix, config, payload, expire)))
+                commands.append(("EVAL", history.PUBLISH_SCRIPT,
+                                 *history.publish_args(channel, self._prefix, config, payload, expire, self._cluster)))
                 continue
-            commands.append(("PUBLISH", channel, payload))
+            commands.append((self._publish_command, channel, payload))
             if expire > 0:
                 commands.append(("SET", channel, payload, "EX", expire))
         if commands:
@@ -424,6 +443,8 @@ class Hub:
                 self._deliver(history.Publication(channel, data, epoch, offset), listeners)
 
     def _read_publish_count(self) -> Optional[Tuple[str, int, float]]:
+        if self._cluster:
+            return None
         try:
             server, commandstats = self._commands.execute([("INFO", "server"), ("INFO", "commandstats")])
         except Exception:  # Redis gone, not answering, or INFO forbidden: no reading

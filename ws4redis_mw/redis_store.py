@@ -7,13 +7,17 @@ for the requesting user, their groups or their session) into channel names,
 and publishes a message to them, keeping it for ``expire`` seconds, in one
 round trip to Redis; a channel with history (``WS4REDIS_HISTORY``) is
 published by :data:`ws4redis_mw.history.PUBLISH_SCRIPT`, which also gives
-the publication its offset.
+the publication its offset.  On a ``redis.cluster.RedisCluster`` client
+(``WS4REDIS_CONNECTION`` names a cluster) publications use ``SPUBLISH``
+and redis-py's cluster pipeline sends each command to its slot's master.
 """
 
 from __future__ import annotations
 
 import warnings
 from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Set
+
+from redis.cluster import RedisCluster
 
 from . import channels as _channels
 from . import history
@@ -118,6 +122,7 @@ class RedisStore:
             settings = process_settings()
         self.settings = settings
         self._connection = connection
+        self._sharded = isinstance(connection, RedisCluster)
         self._prefix = settings.prefix if prefix is None else prefix
         self._expire = settings.expire if expire is None else expire
         self._publishers: Set[str] = set()
@@ -146,9 +151,12 @@ class RedisStore:
             config = policy.for_channel(channel) if policy.enabled else None
             if config is not None:
                 pipe.execute_command("EVAL", history.PUBLISH_SCRIPT,
-                                     *history.publish_args(channel, self._prefix, config, bytes(message), expire))
+                                     *history.publish_args(channel, self._prefix, config, bytes(message), expire, self._sharded))
                 continue
-            pipe.publish(channel, message)
+            if self._sharded:
+                pipe.execute_command("SPUBLISH", channel, message)
+            else:
+                pipe.publish(channel, message)
             if expire > 0:
                 pipe.set(channel, message, ex=expire)
         pipe.execute()

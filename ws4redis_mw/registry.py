@@ -77,6 +77,10 @@ class Registry(Generic[L]):
     def connection_lost(self) -> None:
         self._subscribed.clear()
 
+    def connection_lost_for(self, channels: Collection[str]) -> None:
+        """One of several subscription connections (a cluster node's) was lost: forget its ``channels``' confirmations."""
+        self._subscribed.difference_update(channels)
+
     def __contains__(self, listener: object) -> bool:
         return listener in self._channels
 

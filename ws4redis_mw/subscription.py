@@ -24,6 +24,11 @@ Design rules of this module:
   :data:`KICK_WAIT`.
 * A quiet connection is sent a ``PING`` after ``health_interval`` seconds of
   silence; no answer within ``timeout`` more means Redis is gone.
+* With ``sharded=True`` (a Redis Cluster master, :mod:`ws4redis_mw.cluster`)
+  the commands are ``SSUBSCRIBE``/``SUNSUBSCRIBE``, one per hash slot (Redis
+  refuses channels of several slots in one), and messages come as
+  ``smessage``; the classic path tests ``message`` first, so it costs a
+  delivery nothing.
 * The reader yields to the other greenlets after every
   :data:`DISPATCH_BATCH` messages, so that a long burst from Redis is
   written to the sockets as it goes (and their backlogs stay small) instead of
@@ -35,19 +40,20 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Tuple, Union
 
 import gevent
 import gevent.event
 import gevent.lock
 from redis.connection import AbstractConnection
+from redis.crc import key_slot
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .commands import CONNECT_TIMEOUT, CONNECTION_ERRORS, RedisUnavailable
 from .connection import hub_connection
-from .registry import Registry
 
-__all__ = ["Subscription", "HEALTH_INTERVAL", "DISPATCH_BATCH"]
+__all__ = ["Subscription", "WantedChannels", "HEALTH_INTERVAL", "DISPATCH_BATCH"]
 
 logger = logging.getLogger("ws4redis_mw.hub")
 
@@ -64,11 +70,28 @@ KICK_GAP = 0.02
 DISPATCH_BATCH = 64
 
 
+class WantedChannels(Protocol):
+    """What a subscription needs of the :class:`~ws4redis_mw.registry.Registry` (or of a cluster node's share of it)."""
+
+    def wanted(self) -> List[str]: ...
+
+    def confirm(self, channel: str) -> None: ...
+
+    def is_subscribed(self, channel: str) -> bool: ...
+
+    def connection_lost(self) -> None: ...
+
+    def __len__(self) -> int: ...
+
+
 class Subscription:
-    def __init__(self, config: Union[Dict[str, Any], str], registry: Registry[Any], on_message: Callable[[str, bytes], None],
+    def __init__(self, config: Union[Dict[str, Any], str], registry: WantedChannels, on_message: Callable[[str, bytes], None],
                  *, timeout: float = CONNECT_TIMEOUT, health_interval: float = HEALTH_INTERVAL,
-                 on_up: Optional[Callable[[bool], None]] = None, on_lost: Optional[Callable[[], None]] = None):
+                 on_up: Optional[Callable[[bool], None]] = None, on_lost: Optional[Callable[[], None]] = None,
+                 sharded: bool = False):
         self._config = config
+        self._sharded = sharded
+        self._subscribe_command, self._unsubscribe_command = ("SSUBSCRIBE", "SUNSUBSCRIBE") if sharded else ("SUBSCRIBE", "UNSUBSCRIBE")
         self._registry = registry
         self._on_message = on_message
         self._timeout = timeout
@@ -151,7 +174,7 @@ class Subscription:
         for channel in channels:
             self._confirmations.setdefault(channel, gevent.event.Event())
         if channels:
-            self._send("SUBSCRIBE", channels)
+            self._send(self._commands(self._subscribe_command, channels))
 
     def wait_confirmed(self, channels: Iterable[str], timeout: float) -> None:
         with gevent.Timeout(timeout, RedisUnavailable("Redis did not confirm the subscription")):
@@ -166,17 +189,26 @@ class Subscription:
             self._confirmations.pop(channel, None)
         if channels and self.connected:
             try:
-                self._send("UNSUBSCRIBE", channels)
+                self._send(self._commands(self._unsubscribe_command, channels))
             except RedisUnavailable:
                 pass  # the reconnect subscribes only to channels still wanted
 
-    def _send(self, command: str, channels: List[str]) -> None:
+    def _commands(self, command: str, channels: List[str]) -> List[Tuple[Any, ...]]:
+        """``command`` for ``channels``: one command, or under a cluster one per hash slot."""
+        if not self._sharded:
+            return [(command, *channels)]
+        slots: Dict[int, List[str]] = {}
+        for channel in channels:
+            slots.setdefault(key_slot(channel.encode("utf-8")), []).append(channel)
+        return [(command, *group) for group in slots.values()]
+
+    def _send(self, commands: List[Tuple[Any, ...]]) -> None:
         conn = self._conn
         if conn is None or not self.connected:
             raise RedisUnavailable("not connected to Redis")
         try:
             with self._write_lock:
-                conn.send_command(command, *channels, check_health=False)
+                conn.send_packed_command(conn.pack_commands(commands), check_health=False)
         except CONNECTION_ERRORS as exc:
             raise RedisUnavailable(str(exc)) from exc
 
@@ -199,6 +231,8 @@ class Subscription:
             except CONNECTION_ERRORS as exc:
                 if was_up or backoff == BACKOFF_START:
                     logger.warning("Redis subscription connection lost: %s; reconnecting", exc)
+            except ResponseError as exc:  # under a cluster: MOVED, the slot has another master now
+                logger.warning("Redis refused a subscription: %s; reconnecting", exc)
             except Exception:  # never let the one reader die: every socket depends on it
                 if not self._moving:
                     logger.exception("Redis subscription reader failed; reconnecting")
@@ -221,7 +255,7 @@ class Subscription:
         wanted = self._registry.wanted()
         for channel in wanted:
             self._confirmations.setdefault(channel, gevent.event.Event())
-        commands: List[Tuple[Any, ...]] = [("SUBSCRIBE", *wanted)] if wanted else []
+        commands = self._commands(self._subscribe_command, wanted) if wanted else []
         conn.send_packed_command(conn.pack_commands([*commands, ("PING",)]), check_health=False)
         while not self._handle(conn.read_response()):
             pass
@@ -262,10 +296,10 @@ class Subscription:
         if not isinstance(reply, list):
             return bool(reply == b"PONG")  # PING outside subscribe mode (nothing subscribed yet)
         kind = reply[0]
-        if kind == b"message":
+        if kind == b"message" or kind == b"smessage":
             self._on_message(reply[1].decode("utf-8", "replace"), reply[2])
             return None
-        if kind == b"subscribe":
+        if kind == b"subscribe" or kind == b"ssubscribe":
             channel = reply[1].decode("utf-8", "replace")
             self._registry.confirm(channel)
             event = self._confirmations.pop(channel, None)
