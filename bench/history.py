@@ -297,7 +297,8 @@ def summary(lines: List[dict]) -> str:
                        f"CPU server {line['server_cpu_s']} s, client {line['client_cpu_s']} s")
         elif line["measurement"] == "redis_cost":
             h, p = line["history"], line["plain"]
-            out.append(f"Redis per publication, {line['batch']} per round trip: EVAL {h['commandstats_us_per_publication']} µs vs PUBLISH+SET "
+            out.append(f"Redis per publication, {line['batch']} per round trip: "
+                       f"EVAL {h['commandstats_us_per_publication']} µs vs PUBLISH+SET "
                        f"{p['commandstats_us_per_publication']} µs (commandstats, x{line['ratio_commandstats']}); process CPU "
                        f"{h['cpu_us_per_publication']} vs {p['cpu_us_per_publication']} µs (x{line['ratio_cpu']})")
         elif line["measurement"] == "server_cost":
