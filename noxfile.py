@@ -27,7 +27,8 @@ DJANGOS = ["4.2", "5.2"]
 #: make demo, the browser, Autobahn): left to the full suite.  A new test
 #: module runs here too unless it is listed.
 SERVER_TESTS = ["test_protocol", "test_runserver", "test_shutdown", "test_browser", "test_autobahn", "test_hub",
-                "test_readme", "test_demo", "test_example_chat", "test_limits", "test_middleware", "test_bench"]
+                "test_readme", "test_demo", "test_example_chat", "test_limits", "test_middleware", "test_bench",
+                "test_recovery", "test_cluster", "test_browser_recovery"]
 
 nox.options.sessions = ["fast"]
 nox.options.error_on_missing_interpreters = True
