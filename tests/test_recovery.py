@@ -203,7 +203,7 @@ def test_gap_in_the_subscription_is_healed_for_every_socket(own_redis, django_se
         server.stop()
     print(f"\n{total} messages x 200 sockets, 3 kills: {metrics['history_healed']} healed, "
           f"{metrics['redis_reconnects']} reconnects, possibly missed without healing: {metrics['messages_possibly_missed']}")
-    assert metrics["redis_reconnects"] == 3
+    assert 1 <= metrics["redis_reconnects"] <= 3  # a kill while still reconnecting (a slow machine) finds nothing to kill
     assert metrics["history_healed"] > 0, "the kills lost nothing: the test proves nothing"
     for i, got in enumerate(received):
         assert got == list(range(total)), f"socket {i} ({'opted in' if i % 2 else 'plain'}): {len(got)} received"
