@@ -7,6 +7,7 @@ import socket
 import struct
 import time
 import urllib.request
+import uuid
 from typing import List, Tuple
 
 TIMEOUT = 5
@@ -245,6 +246,30 @@ def start(mode_name: str, redis, workdir, **env):
 
     mode = next(m for m in SERVER_MODES if m.name == mode_name)
     return start_server(mode, redis.url, workdir, env)
+
+
+def warm_hub(server, timeout: float = 20.0) -> None:
+    """Wait until the server accepts a websocket, and so its hub is connected to Redis.
+
+    The first handshake of a process starts its hub, which has
+    WS4REDIS_REDIS_TIMEOUT (2 s) to connect; a loaded machine can take longer,
+    and that handshake is then refused (503, or 1013 after the upgrade in
+    the modes that upgrade first): tests about something else wait here.
+    """
+    from websockets.exceptions import WebSocketException
+    from websockets.sync.client import connect
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with connect(f"{server.ws}/ws/warm-up-{uuid.uuid4().hex[:8]}?subscribe-broadcast", open_timeout=5) as probe:
+                probe.recv(timeout=0.5)  # a refusal after the upgrade closes it at once
+        except TimeoutError:
+            return  # open and quiet: accepted
+        except (OSError, WebSocketException):
+            pass
+        assert time.monotonic() < deadline, "the server never accepted a websocket"
+        time.sleep(0.2)
 
 
 def stats(server) -> dict:

@@ -15,7 +15,7 @@ import pytest
 import websockets
 
 from conftest import start_server
-from helpers import KEY, masked_frame, raw_websocket, read_close_code, read_frames_until_close, start, stats
+from helpers import KEY, masked_frame, raw_websocket, read_close_code, read_frames_until_close, start, stats, warm_hub
 from servers import SERVER_MODES, RedisServer
 
 SOCKETS = 1000
@@ -119,6 +119,7 @@ def test_sockets_survive_a_redis_restart_and_receive_afterwards(mode_name, own_r
 
     server = start(mode_name, own_redis, workdir, WS4REDIS_TEST_HEARTBEAT="")
     try:
+        warm_hub(server)
         ws = connect(f"{server.ws}/ws/restart?subscribe-broadcast", open_timeout=5)
         publisher = connect(f"{server.ws}/ws/restart?publish-broadcast", open_timeout=5)
         own_redis.stop()
