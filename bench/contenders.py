@@ -72,6 +72,13 @@ def _uwsgi(port: int, workdir: Path, redis: str, workers: int) -> List[str]:
                          "--disable-logging")
 
 
+def _uwsgi_http_socket(port: int, workdir: Path, redis: str, workers: int) -> List[str]:
+    # The workers speak HTTP themselves: no --http router process relaying every frame.
+    return uwsgi_command("--http-socket", f"127.0.0.1:{port}", "--http-websockets", "--gevent", str(CORES),
+                         "--gevent-early-monkey-patch", "--processes", str(workers), "--listen", "1024",
+                         "--disable-logging")
+
+
 def _nginx(port: int, workdir: Path, redis: str, workers: int) -> List[str]:
     prefix = nginx_dir(port, workdir)
     command = nginx_command(port, prefix)
@@ -129,6 +136,8 @@ CONTENDERS: List[Contender] = [
     Contender("mw-gunicorn-gws", "ws4redis_mw, gunicorn GeventWebSocketWorker",
               _fixed(_gunicorn("geventwebsocket.gunicorn.workers.GeventWebSocketWorker"), "mw-gunicorn-gws")),
     Contender("mw-uwsgi", "ws4redis_mw, uWSGI --gevent", _fixed(_uwsgi, "mw-uwsgi"), missing=_uwsgi_missing),
+    Contender("mw-uwsgi-http-socket", "ws4redis_mw, uWSGI --gevent --http-socket", _fixed(_uwsgi_http_socket, "mw-uwsgi-http-socket"),
+              missing=_uwsgi_missing),
     Contender("mw-nginx-uwsgi", "ws4redis_mw, nginx + uWSGI", _fixed(_nginx, "mw-nginx-uwsgi", _nginx_backends),
               missing=lambda: _uwsgi_missing() or (None if nginx_binary() else "nginx is not installed")),
     Contender("ws4redis06", "django-websocket-redis 0.6, uWSGI --gevent", _fixed(_ws4redis06, "ws4redis06"),

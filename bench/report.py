@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
-ORDER = ["bare", "mw-pywsgi", "mw-gunicorn-pywsgi", "mw-gunicorn-gws", "mw-uwsgi", "mw-nginx-uwsgi",
+ORDER = ["bare", "mw-pywsgi", "mw-gunicorn-pywsgi", "mw-gunicorn-gws", "mw-uwsgi", "mw-uwsgi-http-socket", "mw-nginx-uwsgi",
          "ws4redis06", "channels-pubsub", "channels-core"]
 
 

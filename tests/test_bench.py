@@ -25,7 +25,7 @@ from servers import ROOT, nginx_binary, redis_server_binary, uwsgi_missing
 BENCH = ROOT / "bench"
 # The smoke run takes about a minute; a broken server makes every run wait out its limits.
 pytestmark = pytest.mark.timeout(600)
-MW = ["mw-pywsgi", "mw-gunicorn-pywsgi", "mw-gunicorn-gws", "mw-uwsgi", "mw-nginx-uwsgi"]
+MW = ["mw-pywsgi", "mw-gunicorn-pywsgi", "mw-gunicorn-gws", "mw-uwsgi", "mw-uwsgi-http-socket", "mw-nginx-uwsgi"]
 SERVERS = ["bare", *MW]
 
 
