@@ -17,13 +17,18 @@ every server.
   close frames.  We read and write its handler's socket, and keep its
   ``WebSocket`` object from sending its own (code-less) close frame.
 * uWSGI with its gevent loop (``--gevent``): ``uwsgi.websocket_handshake``
-  sends the 101, then we read and write the request's descriptor
-  (``uwsgi.connection_fd()``) through a gevent socket that lets go of it at
-  the end.  uWSGI's ``websocket_recv`` and
-  ``websocket_send`` are not used: they cannot tell text from binary and close
-  without a code.  When our loop ends we shut the connection down and the
-  application returns ``[]``: uWSGI has sent its headers already and writes
-  nothing more, it only logs the request (as a 101) and closes its descriptor.
+  sends the 101, then we take a duplicate of the request's descriptor
+  (``uwsgi.connection_fd()``) and the application returns ``[]`` at once, as
+  under pywsgi: uWSGI has sent its headers already and writes nothing more,
+  it logs the request (as a 101) and only closes its own descriptor, which
+  leaves the connection open on ours.  The request's greenlet, its environ,
+  its async core and uWSGI's buffers are freed for the life of the websocket
+  (a waiting request cost 25-30 KiB per socket: bench/results/uwsgi-density.md).
+  The one exception is ``--http11-socket``, whose keep-alive would read the
+  next request from the connection once the request ends: there the request
+  waits until the socket is closed, on uWSGI's own descriptor.  uWSGI's
+  ``websocket_recv`` and ``websocket_send`` are not used: they cannot tell
+  text from binary and close without a code.
   Without the gevent loop, or behind the ``--http`` router without
   ``--http-websockets`` (which would pass the 101 on but never the client's
   frames), the upgrade is refused with 501 and the reason, and
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import socket
 from typing import TYPE_CHECKING, Any, List, Optional, Protocol, Tuple
 
@@ -124,7 +130,7 @@ class SocketTransport:
 
 
 class FdTransport(SocketTransport):
-    """uWSGI's connection: a gevent socket on uWSGI's own descriptor, not a duplicate.
+    """uWSGI's connection on uWSGI's own descriptor, for the request to wait on (``--http11-socket``).
 
     uWSGI closes its descriptor when the request ends, so ours must let go of
     it first (:meth:`close` detaches); one descriptor per socket in the worker.
@@ -181,6 +187,14 @@ def _uwsgi_problem() -> Optional[str]:
         return ("uWSGI's --http router passes the 101 on but never the client's frames unless "
                 "--http-websockets is given")
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def _uwsgi_reuses_connections() -> bool:
+    """True with ``--http11-socket``: uWSGI keeps the connection after the request to read the next one."""
+    import uwsgi
+
+    return "http11-socket" in uwsgi.opt
 
 
 def prepare_server() -> None:
@@ -260,5 +274,10 @@ def accept(environ: WSGIEnvironment, start_response: StartResponse, headers: Lis
         # and any requested subprotocol); ``headers`` are ours, not needed.
         # Both calls find the request through the current greenlet.
         uwsgi.websocket_handshake(environ.get("HTTP_SEC_WEBSOCKET_KEY", ""))
-        return FdTransport(uwsgi.connection_fd())
+        if _uwsgi_reuses_connections():
+            return FdTransport(uwsgi.connection_fd())
+        # A duplicate: the connection outlives uWSGI's close() of its own
+        # descriptor when the request returns (one descriptor per socket again
+        # from then on), and the request greenlet need not wait.
+        return SocketTransport(gevent.socket.socket(fileno=os.dup(uwsgi.connection_fd())))
     raise NotSupported(_UNSUPPORTED)

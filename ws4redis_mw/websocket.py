@@ -24,8 +24,9 @@ out the bridge's actions.  An open socket holds no greenlet of its own.
   end of stream.  Then the socket is detached from the hub, what is queued is
   written (at most the close timeout), and the connection is closed.
 * **The request.**  Servers whose connection outlives the WSGI request (gevent's
-  pywsgi, gevent-websocket) get their request back at once; under uWSGI the
-  request greenlet waits in :meth:`WebSocket.wait_closed`.
+  pywsgi, gevent-websocket, uWSGI on a duplicate descriptor) get their request
+  back at once; under uWSGI's ``--http11-socket`` the request greenlet waits in
+  :meth:`WebSocket.wait_closed`.
 """
 
 from __future__ import annotations
