@@ -24,13 +24,11 @@ every server.
   leaves the connection open on ours.  The request's greenlet, its environ,
   its async core and uWSGI's buffers are freed for the life of the websocket
   (a waiting request cost 25-30 KiB per socket: bench/results/uwsgi-density.md).
-  The one exception is ``--http11-socket``, whose keep-alive would read the
-  next request from the connection once the request ends: there the request
-  waits until the socket is closed, on uWSGI's own descriptor.  uWSGI's
-  ``websocket_recv`` and ``websocket_send`` are not used: they cannot tell
-  text from binary and close without a code.
-  Without the gevent loop, or behind the ``--http`` router without
-  ``--http-websockets`` (which would pass the 101 on but never the client's
+  uWSGI's ``websocket_recv`` and ``websocket_send`` are not used: they cannot
+  tell text from binary and close without a code.
+  Without the gevent loop, behind the ``--http`` router without
+  ``--http-websockets``, or with ``--http11-socket`` (whose keep-alive would
+  read the websocket's bytes as the next request) (which would pass the 101 on but never the client's
   frames), the upgrade is refused with 501 and the reason, and
   :func:`prepare_server` says so in the log at startup.
 """
@@ -61,10 +59,6 @@ class NotSupported(Exception):
 class Transport(Protocol):
     """Bytes in and out of one upgraded connection; every frame byte comes from :mod:`ws4redis_mw.bridge`."""
 
-    #: False where the server ends the connection when the WSGI request
-    #: returns (uWSGI): the request must then wait for the socket to close.
-    outlives_request: bool
-
     def fileno(self) -> int:
         """The descriptor to watch for reading."""
 
@@ -88,7 +82,6 @@ class SocketTransport:
     """A gevent socket of our own, plus any bytes the server had read past the handshake."""
 
     __slots__ = ("_sock", "_raw", "_pending")
-    outlives_request = True
 
     def __init__(self, sock: socket.socket, pending: bytes = b""):
         self._sock = sock
@@ -127,24 +120,6 @@ class SocketTransport:
     def close(self) -> None:
         self.abort()
         self._sock.close()
-
-
-class FdTransport(SocketTransport):
-    """uWSGI's connection on uWSGI's own descriptor, for the request to wait on (``--http11-socket``).
-
-    uWSGI closes its descriptor when the request ends, so ours must let go of
-    it first (:meth:`close` detaches); one descriptor per socket in the worker.
-    """
-
-    __slots__ = ()
-    outlives_request = False
-
-    def __init__(self, fd: int):
-        super().__init__(gevent.socket.socket(fileno=fd))
-
-    def close(self) -> None:
-        self.abort()  # the client sees the end now, whatever uWSGI does next
-        self._sock.detach()
 
 
 def _take_over(rfile: Any, sock: socket.socket) -> SocketTransport:
@@ -186,15 +161,11 @@ def _uwsgi_problem() -> Optional[str]:
     if ("http" in options or "https" in options) and not options.get("http-websockets"):
         return ("uWSGI's --http router passes the 101 on but never the client's frames unless "
                 "--http-websockets is given")
+    if "http11-socket" in options:
+        # Seen in uWSGI 2.0.31: the worker aborts in libev once a websocket
+        # on it closes, and its keep-alive would parse websocket bytes as HTTP.
+        return "uWSGI's --http11-socket keeps connections for the next request: serve websockets with --http-socket"
     return None
-
-
-@functools.lru_cache(maxsize=None)
-def _uwsgi_reuses_connections() -> bool:
-    """True with ``--http11-socket``: uWSGI keeps the connection after the request to read the next one."""
-    import uwsgi
-
-    return "http11-socket" in uwsgi.opt
 
 
 def prepare_server() -> None:
@@ -274,8 +245,6 @@ def accept(environ: WSGIEnvironment, start_response: StartResponse, headers: Lis
         # and any requested subprotocol); ``headers`` are ours, not needed.
         # Both calls find the request through the current greenlet.
         uwsgi.websocket_handshake(environ.get("HTTP_SEC_WEBSOCKET_KEY", ""))
-        if _uwsgi_reuses_connections():
-            return FdTransport(uwsgi.connection_fd())
         # A duplicate: the connection outlives uWSGI's close() of its own
         # descriptor when the request returns (one descriptor per socket again
         # from then on), and the request greenlet need not wait.

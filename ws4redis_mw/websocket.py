@@ -23,10 +23,9 @@ out the bridge's actions.  An open socket holds no greenlet of its own.
   client's close frame, the close timeout (the transport is then aborted) or
   end of stream.  Then the socket is detached from the hub, what is queued is
   written (at most the close timeout), and the connection is closed.
-* **The request.**  Servers whose connection outlives the WSGI request (gevent's
-  pywsgi, gevent-websocket, uWSGI on a duplicate descriptor) get their request
-  back at once; under uWSGI's ``--http11-socket`` the request greenlet waits in
-  :meth:`WebSocket.wait_closed`.
+* **The request.**  Under every server the connection outlives the WSGI
+  request (gevent's pywsgi and gevent-websocket detach it, uWSGI's is kept on
+  a duplicate descriptor): the request returns at once.
 """
 
 from __future__ import annotations
