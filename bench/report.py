@@ -300,8 +300,8 @@ def render(full: Path, before: Optional[Path], out: Path) -> str:
     problems = errors(rows)
     if problems:
         parts += ["## What did not run", ""] + problems + [""]
-    # Hand-written from other runs (compare.py's density sizes, bench/history.py, bench/cluster.py): kept as written, last.
-    for name in ("density.md", "history.md", "cluster.md"):
+    # Hand-written from other runs (compare.py's density sizes, uWSGI's density, bench/history.py, bench/cluster.py): kept as written, last.
+    for name in ("density.md", "uwsgi-density.md", "history.md", "cluster.md"):
         kept = full.parent / name
         if kept.exists():
             parts += [kept.read_text().strip(), ""]
