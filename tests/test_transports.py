@@ -54,3 +54,24 @@ def test_unusable_uwsgi_setup_is_named_at_startup_and_upgrades_get_501(name, red
         assert reason in server.log_text()
     finally:
         server.stop()
+
+
+def test_uwsgi_websockets_hold_no_async_core(redis_server, django_setup, workdir):
+    """Under uWSGI the request returns once the socket is open: 20 websockets on a worker with 4 async cores."""
+    from helpers import recv
+
+    mode = uwsgi_mode("four-cores", ("--http-socket", "{address}", "--http-websockets", "--gevent", "4",
+                                     "--gevent-early-monkey-patch"))
+    server = start_server(mode, redis_server.url, workdir, {"WS4REDIS_TEST_HEARTBEAT": ""})
+    try:
+        sockets = [connect(f"{server.ws}/ws/cores?subscribe-broadcast", open_timeout=5) for _ in range(20)]
+        with urllib.request.urlopen(f"{server.http}/hello", timeout=5) as page:
+            assert page.status == 203
+        from conftest import Http
+
+        Http(server.http).publish("cores", "to all twenty", broadcast=True)
+        assert [recv(ws) for ws in sockets] == ["to all twenty"] * 20
+        for ws in sockets:
+            ws.close()
+    finally:
+        server.stop()
