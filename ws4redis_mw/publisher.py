@@ -90,18 +90,26 @@ class RedisPublisher(RedisStore):
 
 
 def _reread_slot_map(client: Any) -> None:
-    """Under Redis Cluster: have ``client`` read the slot map again after a failed call.
+    """Under Redis Cluster: have ``client`` read the slot map again after a failed call, and pick a default node that answers.
 
-    redis-py (8.1) reads it again only when the connection to the target
-    node fails, but its pipeline first asks the client's default node for an
-    ``EVAL``'s keys: once that node is dead, every publish fails there,
-    whatever its slot, and the map (and the default node) are never renewed,
-    even after a replica has taken over.  Reading the map also picks a live
-    default node.  While the dead master still serves its slots this is done
-    again at every failed call; the first one after the promotion heals it.
+    redis-py (8.1) reads the map again only when the connection to the
+    target node fails, but its pipeline first asks the client's default node
+    for an ``EVAL``'s keys: once that node is dead, every publish fails
+    there, whatever its slot, and neither the map nor the default node is
+    ever renewed, even after a replica has taken over.  A fresh map's default
+    node may be the dead master while it still serves its slots, hence the
+    ``PING``.
     """
-    if isinstance(client, RedisCluster):
+    if not isinstance(client, RedisCluster):
+        return
+    try:
+        client.nodes_manager.initialize()
+    except Exception:  # the cluster is still down: the next failed call tries again
+        return
+    for node in client.get_primaries():
         try:
-            client.nodes_manager.initialize()
-        except Exception:  # the cluster is still down: the next failed call tries again
-            pass
+            node.redis_connection.ping()
+        except Exception:
+            continue
+        client.set_default_node(node)
+        return
