@@ -10,8 +10,12 @@ Design rules of this module:
   serves: one subscription connection per master and process, never one per
   socket.  Each keeps the reconnect, health and confirmation rules of
   :mod:`ws4redis_mw.subscription`.
-* The slot map is read again every ``health_interval`` seconds and at once
-  when a master's subscription is lost or refused (``MOVED``).  If it changed
+* The slot map is read again every ``health_interval`` seconds (every
+  :data:`MAP_RETRY` while a master's subscription is down: a killed master's
+  replica takes over within seconds) and at once when a master's
+  subscription is lost, refused (``MOVED``) or ended by Redis (a
+  ``sunsubscribe`` we did not ask for: after a manual failover the old
+  master, now a replica, keeps the connection open and unsubscribes it).  If it changed
   (a failover, a resharding), every master's subscription is replaced and each
   new one subscribes to what the registry wants of its slots.  Between the
   change and the resubscription nothing is delivered: that is a gap like a
@@ -49,7 +53,7 @@ logger = logging.getLogger("ws4redis_mw.hub")
 
 #: Hash slots of a Redis Cluster.
 SLOTS = 16384
-#: Seconds between two attempts to read the slot map while none could be read.
+#: Seconds between two attempts to read the slot map while none could be read or a master's subscription is down.
 MAP_RETRY = 0.5
 
 Address = Tuple[str, int]
@@ -252,7 +256,7 @@ class ClusterSubscription:
             if new is not None and new != self._map:
                 self._replace(new)
             self._refresh.clear()
-            self._refresh.wait(self._health_interval if new is not None else MAP_RETRY)
+            self._refresh.wait(self._health_interval if new is not None and self.connected else MAP_RETRY)
 
     def _replace(self, new: SlotMap) -> None:
         old, had_map = list(self._nodes.values()), self._map is not None
