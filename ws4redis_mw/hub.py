@@ -330,7 +330,9 @@ class Hub:
         return views
 
     def _execute(self, commands: List[Tuple[Any, ...]]) -> List[Any]:
-        if not self.connected:
+        # Under a cluster a master that is down fails only the commands sent to
+        # it (refused, or a timeout): the other masters' channels go on.
+        if not self._cluster and not self.connected:
             raise RedisUnavailable("not connected to Redis")
         return self._commands.execute(commands)
 
