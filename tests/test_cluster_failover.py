@@ -144,14 +144,15 @@ async def wait_until(predicate, timeout, what):
         await asyncio.sleep(0.05)
 
 
-async def run_failover(server, cluster, fail, *, moved_silence, other_silence, other_latency, back_after):
+async def run_failover(server, cluster, fail, *, moved_silence, other_silence, other_latency, back_after, publish_during=False):
     """Sockets on every master, the publisher running, ``fail(master)`` on one; every figure checked against its bound (s).
 
     ``moved_silence``/``other_silence``: longest time without a message on a
     socket of the failed master's channels / of the others' (None: not
     bounded); ``other_latency``: latest delivery on the others';
     ``back_after``: first delivery on the moved channels of a publication
-    sent after the promotion.
+    sent after the promotion.  ``publish_during``: one second after the
+    failure began, the sockets of the other masters' channels publish.
     """
     tag = uuid.uuid4().hex[:6]
     by_master = channels_by_master(cluster, tag)
@@ -168,7 +169,13 @@ async def run_failover(server, cluster, fail, *, moved_silence, other_silence, o
         await wait_until(lambda: all(received[name] for name in names), 10, "first round delivered")
         await asyncio.sleep(1)  # steady state: the hub's first readings of the slot map are over
         failed_at = time.monotonic()
-        promoted = await asyncio.to_thread(fail, victim)
+        failing = asyncio.ensure_future(asyncio.to_thread(fail, victim))
+        if publish_during:
+            await asyncio.sleep(1)
+            assert not failing.done(), "the failover was over before the clients published"
+            for name in set(names) - moved:
+                await sockets[name].send(f"during {name}")
+        promoted = await failing
         promoted_at = time.monotonic()
         # Messages flow again on the moved slots: something published after the promotion arrived.
         await wait_until(lambda: all(any(at > promoted_at + 0.5 for at, _ in received[name]) for name in moved), 20,
@@ -194,6 +201,8 @@ async def run_failover(server, cluster, fail, *, moved_silence, other_silence, o
         await ws.send(f"client {name}")
     await wait_until(lambda: all(any(m == f"client {name}" for _, m in received[name]) for name in names) or closed, 10,
                      "the clients' publications")
+    if publish_during:
+        assert all(any(m == f"during {name}" for _, m in received[name]) for name in set(names) - moved), "publications during"
     silence, latest, back, lost, duplicated = figures(publisher, received, names, failed_at, promoted_at)
     print(f"\nfailover of {victim} to {promoted}: promoted after {promoted_at - failed_at:.2f} s; "
           f"{sum(ok for *_, ok in publisher.sent)} publications accepted, "
@@ -247,7 +256,7 @@ def test_killed_master_is_replaced_and_messages_on_its_slots_flow_again(server, 
         return wait_promoted(cluster, replica, master, 30)
 
     promoted, names = asyncio.run(run_failover(server, cluster, fail, moved_silence=None, other_silence=None, other_latency=1.0,
-                                                    back_after=1.5))
+                                                    back_after=1.5, publish_during=True))
     assert_new_socket_works(server, names[0])
 
 
