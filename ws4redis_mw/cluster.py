@@ -200,13 +200,20 @@ class ClusterSubscription:
         """Read the slot map again now."""
         self._refresh.set()
 
-    def wait_connected(self, timeout: float) -> bool:
+    def wait_connected(self, timeout: float, channels: Optional[Iterable[str]] = None) -> bool:
+        """Whether the masters of ``channels`` (default: every master) are connected; waits at most ``timeout``.
+
+        A handshake names its channels: a master that is down refuses only the
+        sockets that want one of its channels.
+        """
         self.start()
         deadline = gevent.get_hub().loop.now() + timeout
         if not self._mapped.wait(timeout):
             return False
-        for node in list(self._nodes.values()):
-            if not node.wait_connected(max(0.0, deadline - gevent.get_hub().loop.now())):
+        addresses = list(self._nodes) if channels is None else list(self._by_node(list(channels)))
+        for address in addresses:
+            node = self._nodes.get(address)
+            if node is None or not node.wait_connected(max(0.0, deadline - gevent.get_hub().loop.now())):
                 return False
         return True
 

@@ -213,7 +213,11 @@ class Hub:
         """
         if timeout is None:
             timeout = self._timeout
-        if not self._subscription.wait_connected(timeout):
+        if isinstance(self._subscription, ClusterSubscription):
+            connected = self._subscription.wait_connected(timeout, channels)  # the masters of these channels only
+        else:
+            connected = self._subscription.wait_connected(timeout)
+        if not connected:
             raise RedisUnavailable("not connected to Redis")
         new = self._registry.add(listener, channels)
         try:
