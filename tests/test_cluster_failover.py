@@ -23,7 +23,7 @@ import uuid
 
 import pytest
 from websockets.asyncio.client import connect as async_connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from conftest import Http, require
@@ -152,7 +152,8 @@ async def run_failover(server, cluster, fail, *, moved_silence, other_silence, o
     bounded); ``other_latency``: latest delivery on the others';
     ``back_after``: first delivery on the moved channels of a publication
     sent after the promotion.  ``publish_during``: one second after the
-    failure began, the sockets of the other masters' channels publish.
+    failure began, the sockets of the other masters' channels publish, and
+    new sockets are tried on both.
     """
     tag = uuid.uuid4().hex[:6]
     by_master = channels_by_master(cluster, tag)
@@ -175,6 +176,11 @@ async def run_failover(server, cluster, fail, *, moved_silence, other_silence, o
             assert not failing.done(), "the failover was over before the clients published"
             for name in set(names) - moved:
                 await sockets[name].send(f"during {name}")
+            # A new socket is accepted on a live master's channel, refused on the dead one's.
+            await asyncio.to_thread(assert_new_socket_works, server, sorted(set(names) - moved)[0])
+            with pytest.raises((InvalidStatus, ConnectionClosed)):
+                await asyncio.to_thread(assert_new_socket_works, server, sorted(moved)[0])
+            assert not failing.done(), "the failover was over before the new sockets were tried"
         promoted = await failing
         promoted_at = time.monotonic()
         # Messages flow again on the moved slots: something published after the promotion arrived.
@@ -229,7 +235,7 @@ async def run_failover(server, cluster, fail, *, moved_silence, other_silence, o
 def assert_new_socket_works(server, name):
     """A new socket is accepted and gets what is published after it opened (after the kept message)."""
     with connect(f"{server.ws}/ws/{name}?subscribe-broadcast", open_timeout=10) as ws:
-        assert recv(ws).startswith("p")  # the last publication of the run, kept
+        recv(ws)  # the channel's kept message: its last publication
         Http(server.http).publish(name, f"after {name}", broadcast=True)
         assert recv(ws) == f"after {name}"
 
