@@ -209,22 +209,30 @@ def free_cluster_port() -> int:
 
 
 class RedisClusterSet:
-    """``masters`` redis-server processes with ``cluster-enabled yes`` on 127.0.0.1, no replicas.
+    """``masters`` redis-server processes with ``cluster-enabled yes`` on 127.0.0.1, each with ``replicas`` replicas.
 
     Three or more masters are joined by ``redis-cli --cluster create``
     (which wants at least three); fewer get the slots split by hand
-    (``CLUSTER ADDSLOTSRANGE``, ``CLUSTER MEET``).  :attr:`url` is the
-    ``redis+cluster://`` form of ``WS4REDIS_CONNECTION``.
+    (``CLUSTER ADDSLOTSRANGE``, ``CLUSTER MEET``) and can have no replicas.
+    :attr:`url` is the ``redis+cluster://`` form of ``WS4REDIS_CONNECTION``
+    and names every node.  Which node is master changes with a failover:
+    :meth:`master_ports` and :meth:`replica_of` ask the cluster.
+    ``node_timeout`` (ms) is how long a master may be silent before its
+    replica takes over.
     """
 
-    def __init__(self, workdir: Path, masters: int = 3, extra_args: Tuple[str, ...] = ()):
+    def __init__(self, workdir: Path, masters: int = 3, extra_args: Tuple[str, ...] = (), replicas: int = 0,
+                 node_timeout: int = 5000):
+        if replicas and masters < 3:
+            raise ValueError("replicas need redis-cli --cluster create, hence three masters or more")
         self.workdir = workdir
+        self.replicas = replicas
         self.nodes: List[RedisServer] = []
-        for i in range(masters):
+        for i in range(masters * (1 + replicas)):
             node_dir = workdir / f"cluster-{i}"
             node_dir.mkdir(parents=True, exist_ok=True)
             node = RedisServer(node_dir, extra_args=("--cluster-enabled", "yes", "--cluster-config-file", str(node_dir / "nodes.conf"),
-                                                     "--cluster-node-timeout", "5000", *extra_args))
+                                                     "--cluster-node-timeout", str(node_timeout), *extra_args))
             node.port = free_cluster_port()
             self.nodes.append(node)
 
@@ -236,6 +244,9 @@ class RedisClusterSet:
     def ports(self) -> List[int]:
         return [node.port for node in self.nodes]
 
+    def node(self, port: int) -> RedisServer:
+        return next(node for node in self.nodes if node.port == port)
+
     def start(self, timeout: float = 30.0) -> None:
         import redis
 
@@ -244,7 +255,8 @@ class RedisClusterSet:
         if len(self.nodes) >= 3:
             cli = shutil.which("redis-cli") or str(BIN / "redis-cli")
             subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{port}" for port in self.ports),
-                            "--cluster-replicas", "0", "--cluster-yes"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                            "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         else:
             step = 16384 // len(self.nodes)
             for i, node in enumerate(self.nodes):
@@ -255,10 +267,43 @@ class RedisClusterSet:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             infos = [redis.Redis(port=port).execute_command("CLUSTER", "INFO") for port in self.ports]
-            if all(b"cluster_state:ok" in info and f"cluster_known_nodes:{len(self.ports)}".encode() in info for info in infos):
+            if all(b"cluster_state:ok" in info and f"cluster_known_nodes:{len(self.ports)}".encode() in info for info in infos) \
+                    and self._replicas_synced():
                 return
             time.sleep(0.1)
         raise TimeoutError("the cluster did not come up in time")
+
+    def _replicas_synced(self) -> bool:
+        """Every replica has its master's link up (a replica that never synced cannot take over)."""
+        import redis
+
+        for port in self.ports:
+            role = redis.Redis(port=port).execute_command("ROLE")
+            if role[0] == b"slave" and role[3] != b"connected":
+                return False
+        return sum(len(redis.Redis(port=port).execute_command("ROLE")[2]) for port in self.master_ports()) == \
+            len(self.nodes) - len(self.master_ports())
+
+    def master_ports(self, asked: Optional[int] = None) -> List[int]:
+        """The ports of the masters that serve slots, as ``CLUSTER SLOTS`` of one live node says."""
+        import redis
+
+        for port in [asked] if asked else self.ports:
+            if self.node(port).proc is None or self.node(port).proc.poll() is not None:
+                continue
+            try:
+                slots = redis.Redis(port=port).execute_command("CLUSTER", "SLOTS")
+            except redis.ConnectionError:
+                continue
+            return sorted({int(entry[2][1]) for entry in slots})
+        raise RuntimeError("no cluster node answers")
+
+    def replica_of(self, master: int) -> int:
+        """The port of a replica of the master at ``master``."""
+        import redis
+
+        replicas = redis.Redis(port=master).execute_command("ROLE")[2]
+        return int(replicas[0][1])
 
     def client(self):
         from redis.cluster import ClusterNode, RedisCluster

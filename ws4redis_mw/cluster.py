@@ -10,8 +10,12 @@ Design rules of this module:
   serves: one subscription connection per master and process, never one per
   socket.  Each keeps the reconnect, health and confirmation rules of
   :mod:`ws4redis_mw.subscription`.
-* The slot map is read again every ``health_interval`` seconds and at once
-  when a master's subscription is lost or refused (``MOVED``).  If it changed
+* The slot map is read again every ``health_interval`` seconds (every
+  :data:`MAP_RETRY` while a master's subscription is down: a killed master's
+  replica takes over within seconds) and at once when a master's
+  subscription is lost, refused (``MOVED``) or ended by Redis (a
+  ``sunsubscribe`` we did not ask for: after a manual failover the old
+  master, now a replica, keeps the connection open and unsubscribes it).  If it changed
   (a failover, a resharding), every master's subscription is replaced and each
   new one subscribes to what the registry wants of its slots.  Between the
   change and the resubscription nothing is delivered: that is a gap like a
@@ -49,7 +53,7 @@ logger = logging.getLogger("ws4redis_mw.hub")
 
 #: Hash slots of a Redis Cluster.
 SLOTS = 16384
-#: Seconds between two attempts to read the slot map while none could be read.
+#: Seconds between two attempts to read the slot map while none could be read or a master's subscription is down.
 MAP_RETRY = 0.5
 
 Address = Tuple[str, int]
@@ -196,13 +200,20 @@ class ClusterSubscription:
         """Read the slot map again now."""
         self._refresh.set()
 
-    def wait_connected(self, timeout: float) -> bool:
+    def wait_connected(self, timeout: float, channels: Optional[Iterable[str]] = None) -> bool:
+        """Whether the masters of ``channels`` (default: every master) are connected; waits at most ``timeout``.
+
+        A handshake names its channels: a master that is down refuses only the
+        sockets that want one of its channels.
+        """
         self.start()
         deadline = gevent.get_hub().loop.now() + timeout
         if not self._mapped.wait(timeout):
             return False
-        for node in list(self._nodes.values()):
-            if not node.wait_connected(max(0.0, deadline - gevent.get_hub().loop.now())):
+        addresses = list(self._nodes) if channels is None else list(self._by_node(list(channels)))
+        for address in addresses:
+            node = self._nodes.get(address)
+            if node is None or not node.wait_connected(max(0.0, deadline - gevent.get_hub().loop.now())):
                 return False
         return True
 
@@ -252,7 +263,7 @@ class ClusterSubscription:
             if new is not None and new != self._map:
                 self._replace(new)
             self._refresh.clear()
-            self._refresh.wait(self._health_interval if new is not None else MAP_RETRY)
+            self._refresh.wait(self._health_interval if new is not None and self.connected else MAP_RETRY)
 
     def _replace(self, new: SlotMap) -> None:
         old, had_map = list(self._nodes.values()), self._map is not None

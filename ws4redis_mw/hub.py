@@ -38,7 +38,10 @@ Design rules of this module:
   cluster forms (:mod:`ws4redis_mw.cluster`: one sharded subscription and
   one pipeline per master), publications use ``SPUBLISH``, and the gap
   measurement reads nothing (one master's count says nothing of another's);
-  the classic path is the same code as without a cluster.
+  the classic path is the same code as without a cluster.  While a gap is
+  healed only the channels of the master(s) whose subscription was lost
+  are held back: a dead master must not stall the others' channels until
+  its replica takes over.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ import collections
 import logging
 import os
 import time
-from typing import Any, Collection, Deque, Dict, Hashable, List, Optional, Protocol, Sequence, Tuple, Union
+from typing import Any, Collection, Deque, Dict, Hashable, List, Optional, Protocol, Sequence, Set, Tuple, Union
 
 import gevent
 import gevent.event
@@ -135,6 +138,7 @@ class Hub:
         self._histories: Dict[str, _ChannelMemory] = {}  # history channel -> what this process delivered of it
         self._reads: Dict[Tuple[str, Optional[int]], "gevent.event.AsyncResult[history.View]"] = {}
         self._healing: Optional[List[Tuple[str, bytes]]] = None  # messages held back while a gap is healed
+        self._gap_channels: Set[str] = set()  # under a cluster: the channels whose messages are held back
         self._healed = gevent.event.Event()
         self._healed.set()
         self._heal_generation = 0
@@ -209,7 +213,11 @@ class Hub:
         """
         if timeout is None:
             timeout = self._timeout
-        if not self._subscription.wait_connected(timeout):
+        if isinstance(self._subscription, ClusterSubscription):
+            connected = self._subscription.wait_connected(timeout, channels)  # the masters of these channels only
+        else:
+            connected = self._subscription.wait_connected(timeout)
+        if not connected:
             raise RedisUnavailable("not connected to Redis")
         new = self._registry.add(listener, channels)
         try:
@@ -326,14 +334,16 @@ class Hub:
         return views
 
     def _execute(self, commands: List[Tuple[Any, ...]]) -> List[Any]:
-        if not self.connected:
+        # Under a cluster a master that is down fails only the commands sent to
+        # it (refused, or a timeout): the other masters' channels go on.
+        if not self._cluster and not self.connected:
             raise RedisUnavailable("not connected to Redis")
         return self._commands.execute(commands)
 
     # -- delivery ------------------------------------------------------------
 
     def _dispatch(self, channel: str, payload: bytes) -> None:
-        if self._healing is not None:
+        if self._healing is not None and (not self._cluster or channel in self._gap_channels):
             self._healing.append((channel, payload))  # after the healed ones
             return
         listeners = self._registry.listeners(channel)
@@ -390,6 +400,10 @@ class Hub:
     def _on_redis_lost(self) -> None:
         self._lost_at = time.monotonic()
         self._last_heard = self._subscription.last_heard
+        if self._histories and self._cluster:
+            # Only the channels of the lost master (no longer subscribed) wait
+            # for the healing; the other masters' keep flowing meanwhile.
+            self._gap_channels.update(channel for channel in self._registry.wanted() if not self._registry.is_subscribed(channel))
         if self._histories and self._healing is None:
             # Hold live messages back from now on (the resubscription itself
             # may read some) until what the gap swallowed is delivered.
@@ -415,6 +429,7 @@ class Hub:
         if generation != self._heal_generation:
             return  # a newer gap's healing delivers what is held back
         held, self._healing = self._healing or [], None
+        self._gap_channels.clear()
         self._healed.set()
         for channel, payload in held:
             epoch, offset, _ = history.parse_published(payload)

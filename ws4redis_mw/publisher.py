@@ -11,13 +11,18 @@ waiting for one of the pool's connections, each reply), whatever redis-py's
 version, and a Redis that cannot be reached raises
 :class:`ws4redis_mw.RedisUnavailable` (redis-py's error as its ``__cause__``).
 A pooled connection that Redis closed while idle is replaced and the call
-sent once more; a timeout is not retried.
+sent once more; a timeout is not retried.  Under Redis Cluster a failed
+call has the client read the slot map again (:func:`_reread_slot_map`), and
+``CLUSTERDOWN`` (no master for a slot yet, during a failover) is
+:class:`ws4redis_mw.RedisUnavailable` too.
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional
 
+from redis.cluster import RedisCluster
+from redis.exceptions import ClusterDownError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -28,7 +33,7 @@ from .metrics import METRICS
 from .redis_store import RedisMessage, RedisStore, own_groups, own_sessions, own_users
 from .settings import process_settings
 
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, ClusterDownError)
 
 __all__ = ["RedisPublisher"]
 
@@ -53,6 +58,7 @@ class RedisPublisher(RedisStore):
             super().publish_message(message, expire)
         except _UNAVAILABLE as exc:
             METRICS.publish_failures["django"] += 1
+            _reread_slot_map(self._connection)
             raise RedisUnavailable(f"publishing to Redis failed: {exc}") from exc
         METRICS.published["django"] += len(self._publishers)
 
@@ -76,7 +82,34 @@ class RedisPublisher(RedisStore):
             try:
                 message: Optional[bytes] = self._connection.get(name)
             except _UNAVAILABLE as exc:
+                _reread_slot_map(self._connection)
                 raise RedisUnavailable(f"reading from Redis failed: {exc}") from exc
             if message:
                 return message
         return None
+
+
+def _reread_slot_map(client: Any) -> None:
+    """Under Redis Cluster: have ``client`` read the slot map again after a failed call, and pick a default node that answers.
+
+    redis-py (8.1) reads the map again only when the connection to the
+    target node fails, but its pipeline first asks the client's default node
+    for an ``EVAL``'s keys: once that node is dead, every publish fails
+    there, whatever its slot, and neither the map nor the default node is
+    ever renewed, even after a replica has taken over.  A fresh map's default
+    node may be the dead master while it still serves its slots, hence the
+    ``PING``.
+    """
+    if not isinstance(client, RedisCluster):
+        return
+    try:
+        client.nodes_manager.initialize()
+    except Exception:  # the cluster is still down: the next failed call tries again
+        return
+    for node in client.get_primaries():
+        try:
+            node.redis_connection.ping()
+        except Exception:
+            continue
+        client.set_default_node(node)
+        return

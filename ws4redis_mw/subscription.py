@@ -28,7 +28,10 @@ Design rules of this module:
   the commands are ``SSUBSCRIBE``/``SUNSUBSCRIBE``, one per hash slot (Redis
   refuses channels of several slots in one), and messages come as
   ``smessage``; the classic path tests ``message`` first, so it costs a
-  delivery nothing.
+  delivery nothing.  A ``sunsubscribe`` we did not ask for (its channel is
+  still subscribed in the registry) means Redis gave the channel's slot to
+  another node (a failover, a resharding): the connection is dropped as if
+  lost (:class:`SlotMoved`), so the cluster reads its slot map at once.
 * The reader yields to the other greenlets after every
   :data:`DISPATCH_BATCH` messages, so that a long burst from Redis is
   written to the sockets as it goes (and their backlogs stay small) instead of
@@ -53,7 +56,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .commands import CONNECT_TIMEOUT, CONNECTION_ERRORS, RedisUnavailable
 from .connection import hub_connection
 
-__all__ = ["Subscription", "WantedChannels", "HEALTH_INTERVAL", "DISPATCH_BATCH"]
+__all__ = ["Subscription", "WantedChannels", "SlotMoved", "HEALTH_INTERVAL", "DISPATCH_BATCH"]
 
 logger = logging.getLogger("ws4redis_mw.hub")
 
@@ -68,6 +71,10 @@ KICK_WAIT = 0.25
 KICK_GAP = 0.02
 #: Messages dispatched before the reader lets the sockets write them.
 DISPATCH_BATCH = 64
+
+
+class SlotMoved(Exception):
+    """Redis ended a sharded subscription by itself: the channel's slot is served elsewhere now."""
 
 
 class WantedChannels(Protocol):
@@ -231,8 +238,8 @@ class Subscription:
             except CONNECTION_ERRORS as exc:
                 if was_up or backoff == BACKOFF_START:
                     logger.warning("Redis subscription connection lost: %s; reconnecting", exc)
-            except ResponseError as exc:  # under a cluster: MOVED, the slot has another master now
-                logger.warning("Redis refused a subscription: %s; reconnecting", exc)
+            except (ResponseError, SlotMoved) as exc:  # under a cluster: MOVED or sunsubscribe, the slot has another master now
+                logger.warning("Redis refused or ended a subscription: %s; reconnecting", exc)
             except Exception:  # never let the one reader die: every socket depends on it
                 if not self._moving:
                     logger.exception("Redis subscription reader failed; reconnecting")
@@ -299,6 +306,8 @@ class Subscription:
         if kind == b"message" or kind == b"smessage":
             self._on_message(reply[1].decode("utf-8", "replace"), reply[2])
             return None
+        if kind == b"sunsubscribe" and self._registry.is_subscribed(reply[1].decode("utf-8", "replace")):
+            raise SlotMoved(f"Redis unsubscribed {reply[1].decode('utf-8', 'replace')}: its slot moved to another node")
         if kind == b"subscribe" or kind == b"ssubscribe":
             channel = reply[1].decode("utf-8", "replace")
             self._registry.confirm(channel)

@@ -1,0 +1,283 @@
+"""Redis Cluster failover, end to end: three masters with a replica each, the pywsgi server, real clients.
+
+Sockets are subscribed to channels of every master while an HTTP publisher
+(``RedisPublisher``) sends a round of publications to all of them every
+:data:`ROUND` seconds; one master is then failed over to its replica, by
+hand (``CLUSTER FAILOVER``) or by killing it.  Every socket must stay open,
+every accepted publication must reach its subscriber once (live, or by the
+hub's gap healing from the channel's history: the test project keeps
+history on every channel), and new sockets must be accepted again.  The
+figures (longest silence and latest delivery per socket) are printed
+(``pytest -s``) and bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import threading
+import time
+import uuid
+
+import pytest
+from websockets.asyncio.client import connect as async_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from conftest import Http, require
+from helpers import recv, stats
+from servers import RedisClusterSet, redis_server_binary, redis_version
+
+#: Channels per master.
+PER_MASTER = 4
+#: Seconds between two rounds of publications.
+ROUND = 0.1
+#: Milliseconds of silence before the cluster takes a master for failed.
+NODE_TIMEOUT = 2000
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    require(redis_server_binary() is not None and shutil.which("redis-cli") is not None, "redis-server and redis-cli are needed")
+    if redis_version() < (7,):
+        pytest.skip(f"sharded pub/sub needs Redis 7, not {'.'.join(map(str, redis_version()))}")
+    cluster = RedisClusterSet(tmp_path_factory.mktemp("cluster-failover"), masters=3, replicas=1, node_timeout=NODE_TIMEOUT)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def server(cluster, django_setup, workdir):
+    from helpers import start
+
+    # A long health interval: the periodic reading of the slot map must not be what follows a failover.
+    server = start("pywsgi", cluster, workdir, WS4REDIS_TEST_HEARTBEAT="", WS4REDIS_TEST_REDIS_HEALTH_INTERVAL="30")
+    yield server
+    server.stop()
+
+
+def channels_by_master(cluster, tag):
+    """``PER_MASTER`` channel names per master port, found by the slot of their broadcast channel."""
+    client = cluster.client()
+    wanted = {port: [] for port in cluster.master_ports()}
+    i = 0
+    while any(len(names) < PER_MASTER for names in wanted.values()):
+        name = f"f{i}-{tag}"
+        names = wanted[client.get_node_from_key(f"broadcast:{name}").port]
+        if len(names) < PER_MASTER:
+            names.append(name)
+        i += 1
+    client.close()
+    return wanted
+
+
+class Publisher(threading.Thread):
+    """Publishes ``p<round>`` to every channel through POST /publish, a round every ``ROUND`` seconds."""
+
+    def __init__(self, server, names):
+        super().__init__(daemon=True)
+        self.http = Http(server.http)
+        self.names = names
+        self.stopped = threading.Event()
+        self.sent = []  # (name, message, sent at, accepted)
+        self.refusals = {}  # reply -> how many
+
+    def run(self):
+        seq = 0
+        while not self.stopped.is_set():
+            for name in self.names:
+                started = time.monotonic()
+                try:
+                    status, _, body = self.http.post_json("/publish", {"facility": name, "message": f"p{seq}", "broadcast": True})
+                except OSError as exc:
+                    status, body = None, str(exc).encode()
+                if status != 200:
+                    self.refusals[body] = self.refusals.get(body, 0) + 1
+                self.sent.append((name, f"p{seq}", started, status == 200))
+            seq += 1
+            self.stopped.wait(ROUND)
+
+
+async def open_sockets(server, names):
+    return {name: await async_connect(f"{server.ws}/ws/{name}?subscribe-broadcast&publish-broadcast&echo", open_timeout=10)
+            for name in names}
+
+
+async def read_all(sockets, received, closed):
+    async def read(name, ws):
+        try:
+            async for message in ws:
+                received[name].append((time.monotonic(), message))
+        except ConnectionClosed:
+            pass
+        closed.append(name)
+
+    return asyncio.gather(*(read(name, ws) for name, ws in sockets.items()))
+
+
+def figures(publisher, received, names, since, promoted_at):
+    """Per socket: the longest silence after ``since`` (s), the latest delivery (s), the first delivery of a
+    publication sent after ``promoted_at`` (s after it); publications lost, duplicated."""
+    sent_at = {(name, message): at for name, message, at, ok in publisher.sent if ok}
+    silence, latest, back, lost, duplicated = {}, {}, {}, {}, {}
+    for name in names:
+        back[name] = min((at for at, message in received[name] if sent_at.get((name, message), 0) >= promoted_at),
+                         default=float("inf")) - promoted_at
+        times = [since, *(at for at, _ in received[name] if at >= since)]
+        silence[name] = max((b - a for a, b in zip(times, times[1:], strict=False)), default=float("inf"))
+        latest[name] = max((at - sent_at[(name, message)] for at, message in received[name] if (name, message) in sent_at),
+                           default=float("inf"))
+        messages = [message for _, message in received[name]]
+        lost[name] = [message for (n, message) in sent_at if n == name and message not in messages]
+        duplicated[name] = len(messages) - len(set(messages))
+    return silence, latest, back, lost, duplicated
+
+
+async def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+async def run_failover(server, cluster, fail, *, moved_silence, other_silence, other_latency, back_after, publish_during=False):
+    """Sockets on every master, the publisher running, ``fail(master)`` on one; every figure checked against its bound (s).
+
+    ``moved_silence``/``other_silence``: longest time without a message on a
+    socket of the failed master's channels / of the others' (None: not
+    bounded); ``other_latency``: latest delivery on the others';
+    ``back_after``: first delivery on the moved channels of a publication
+    sent after the promotion.  ``publish_during``: one second after the
+    failure began, the sockets of the other masters' channels publish, and
+    new sockets are tried on both.
+    """
+    tag = uuid.uuid4().hex[:6]
+    by_master = channels_by_master(cluster, tag)
+    names = [name for group in by_master.values() for name in group]
+    victim = sorted(by_master)[0]
+    moved = set(by_master[victim])
+    sockets = await open_sockets(server, names)
+    received = {name: [] for name in names}
+    closed = []
+    readers = await read_all(sockets, received, closed)
+    publisher = Publisher(server, names)
+    publisher.start()
+    try:
+        await wait_until(lambda: all(received[name] for name in names), 10, "first round delivered")
+        await asyncio.sleep(1)  # steady state: the hub's first readings of the slot map are over
+        healed = (await asyncio.to_thread(stats, server))["metrics"]["history_healed"]
+        failed_at = time.monotonic()
+        failing = asyncio.ensure_future(asyncio.to_thread(fail, victim))
+        if publish_during:
+            await asyncio.sleep(1)
+            assert not failing.done(), "the failover was over before the clients published"
+            for name in set(names) - moved:
+                await sockets[name].send(f"during {name}")
+            # A new socket is accepted on a live master's channel, refused on the dead one's.
+            await asyncio.to_thread(assert_new_socket_works, server, sorted(set(names) - moved)[0])
+            with pytest.raises((InvalidStatus, ConnectionClosed)):
+                await asyncio.to_thread(assert_new_socket_works, server, sorted(moved)[0])
+            assert not failing.done(), "the failover was over before the new sockets were tried"
+        promoted = await failing
+        promoted_at = time.monotonic()
+        # Messages flow again on the moved slots: something published after the promotion arrived.
+        await wait_until(lambda: all(any(at > promoted_at + 0.5 for at, _ in received[name]) for name in moved), 20,
+                         "messages on the promoted master's channels")
+        await asyncio.sleep(1)
+    finally:
+        publisher.stopped.set()
+        await asyncio.to_thread(publisher.join, 10)
+        for reply, count in publisher.refusals.items():
+            print(f"  refused {count} times: {reply[:300]!r}")
+    accepted = {(name, message) for name, message, _, ok in publisher.sent if ok}
+
+    def all_delivered():
+        got = {(name, message) for name in names for _, message in received[name]}
+        return accepted <= got or bool(closed)
+
+    try:
+        await wait_until(all_delivered, 10, "every accepted publication delivered")
+    except AssertionError:
+        pass  # the figures below say which were lost
+    # A client's own publication (the hub's command pipeline to the new master) reaches it, on every master.
+    for name, ws in sockets.items():
+        await ws.send(f"client {name}")
+    await wait_until(lambda: all(any(m == f"client {name}" for _, m in received[name]) for name in names) or closed, 10,
+                     "the clients' publications")
+    if publish_during:
+        assert all(any(m == f"during {name}" for _, m in received[name]) for name in set(names) - moved), "publications during"
+    healed = (await asyncio.to_thread(stats, server))["metrics"]["history_healed"] - healed
+    silence, latest, back, lost, duplicated = figures(publisher, received, names, failed_at, promoted_at)
+    print(f"\nfailover of {victim} to {promoted}: promoted after {promoted_at - failed_at:.2f} s; "
+          f"{sum(ok for *_, ok in publisher.sent)} publications accepted, "
+          f"{sum(not ok for *_, ok in publisher.sent)} refused, {healed} delivered from history by the gap healing")
+    for label, group in (("moved", moved), ("other", set(names) - moved)):
+        print(f"  {label}: longest silence {max(silence[n] for n in group):.2f} s, "
+              f"latest delivery {max(latest[n] for n in group):.2f} s, "
+              f"lost {sum(len(lost[n]) for n in group)}, duplicated {sum(duplicated[n] for n in group)}")
+    print(f"  moved: first delivery of a publication sent after the promotion {max(back[n] for n in moved):.2f} s after it")
+    assert not closed, f"sockets closed: {closed}"
+    assert not any(lost.values()), {name: got for name, got in lost.items() if got}
+    assert not any(duplicated.values()), duplicated
+    others = set(names) - moved
+    assert moved_silence is None or max(silence[n] for n in moved) < moved_silence, silence
+    assert other_silence is None or max(silence[n] for n in others) < other_silence, silence
+    assert max(latest[n] for n in others) < other_latency, latest
+    assert max(back[n] for n in moved) < back_after, back
+    for ws in sockets.values():
+        await ws.close()
+    await readers
+    return promoted, by_master[victim]
+
+
+def assert_new_socket_works(server, name):
+    """A new socket is accepted and gets what is published after it opened (other publications of the run may come first)."""
+    with connect(f"{server.ws}/ws/{name}?subscribe-broadcast", open_timeout=10) as ws:
+        Http(server.http).publish(name, f"after {name}", broadcast=True)
+        deadline = time.monotonic() + 5
+        while recv(ws, max(0.0, deadline - time.monotonic())) != f"after {name}":
+            pass
+
+
+def test_manual_failover_keeps_sockets_open_and_every_message_delivered(server, cluster):
+    import redis
+
+    def fail(master):
+        replica = cluster.replica_of(master)
+        redis.Redis(port=replica).execute_command("CLUSTER", "FAILOVER")
+        return wait_promoted(cluster, replica, master, 15)
+
+    promoted, names = asyncio.run(run_failover(server, cluster, fail, moved_silence=1.0, other_silence=1.0, other_latency=1.0,
+                                                    back_after=1.0))
+    assert_new_socket_works(server, names[0])
+
+
+def test_killed_master_is_replaced_and_messages_on_its_slots_flow_again(server, cluster):
+    def fail(master):
+        replica = cluster.replica_of(master)
+        node = cluster.node(master)
+        os.kill(node.proc.pid, signal.SIGKILL)
+        node.proc.wait(5)
+        return wait_promoted(cluster, replica, master, 30)
+
+    promoted, names = asyncio.run(run_failover(server, cluster, fail, moved_silence=None, other_silence=None, other_latency=1.0,
+                                                    back_after=1.5, publish_during=True))
+    assert_new_socket_works(server, names[0])
+
+
+def wait_promoted(cluster, replica, master, timeout):
+    """Wait until ``replica`` serves slots and ``master`` none; the replica's port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            masters = cluster.master_ports(replica)
+        except Exception:
+            masters = []
+        if replica in masters and master not in masters:
+            return replica
+        time.sleep(0.05)
+    raise AssertionError(f"{replica} did not replace {master} within {timeout} s")
