@@ -27,6 +27,26 @@ def test_sentinel_dict_names_sentinels_and_service():
     assert sentinel_config(config) == ([("h", 26379)], "m", {"db": 1}, {"password": "x"})
 
 
+def test_sentinel_url_takes_a_username_and_db_from_the_query():
+    sentinels, service, kwargs, sentinel_kwargs = sentinel_config(
+        "redis+sentinel://app:pw@h1:1,h2:2/main?db=4&sentinel_username=s")
+    assert sentinels == [("h1", 1), ("h2", 2)] and service == "main"
+    assert kwargs == {"username": "app", "password": "pw", "db": 4} and sentinel_kwargs == {"username": "s"}
+
+
+def test_sentinel_url_without_a_service_name_is_refused():
+    with pytest.raises(ValueError, match="without a service name"):
+        sentinel_config("redis+sentinel://h1:26379/")
+
+
+def test_cluster_forms_refuse_a_database_other_than_0():
+    from ws4redis_mw.connection import cluster_config
+
+    assert cluster_config("redis+cluster://user:pw@h:7000/0") == ([("h", 7000)], {"username": "user", "password": "pw"})
+    with pytest.raises(ValueError, match="only database 0"):
+        cluster_config({"cluster_nodes": [("h", 7000)], "db": 2})
+
+
 @pytest.fixture
 def sentinel_set(tmp_path):
     require(redis_server_binary() is not None, "redis-server is not installed (apt-get install redis-server)")

@@ -85,6 +85,18 @@ def _hosts(text: str, default_port: int) -> List[Tuple[str, int]]:
     return hosts
 
 
+def _credentials(netloc: str) -> Tuple[str, Dict[str, Any]]:
+    """The hosts part of a URL's ``netloc`` and the ``username``/``password`` before its ``@``, unquoted."""
+    userinfo, _, hosts = netloc.rpartition("@")
+    kwargs: Dict[str, Any] = {}
+    username, _, password = userinfo.partition(":")
+    if username:
+        kwargs["username"] = urllib.parse.unquote(username)
+    if password:
+        kwargs["password"] = urllib.parse.unquote(password)
+    return hosts, kwargs
+
+
 def cluster_config(config: Union[Dict[str, Any], str]) -> Tuple[List[Tuple[str, int]], Dict[str, Any]]:
     """(startup nodes, arguments for every node's connection) of a cluster configuration.
 
@@ -94,14 +106,7 @@ def cluster_config(config: Union[Dict[str, Any], str]) -> Tuple[List[Tuple[str, 
     """
     if isinstance(config, str):
         url = urllib.parse.urlsplit(config)
-        userinfo, _, hosts = url.netloc.rpartition("@")
-        kwargs: Dict[str, Any] = {}
-        if userinfo:
-            username, _, password = userinfo.partition(":")
-            if username:
-                kwargs["username"] = urllib.parse.unquote(username)
-            if password:
-                kwargs["password"] = urllib.parse.unquote(password)
+        hosts, kwargs = _credentials(url.netloc)
         if url.path.strip("/") not in ("", "0"):
             raise ValueError(f"a Redis Cluster has only database 0: {config!r}")
         return _hosts(hosts, CLUSTER_PORT), kwargs
@@ -125,14 +130,7 @@ def sentinel_config(config: Union[Dict[str, Any], str]) -> SentinelConfig:
     """(sentinel addresses, service name, arguments for the master, arguments for the sentinels)."""
     if isinstance(config, str):
         url = urllib.parse.urlsplit(config)
-        userinfo, _, hosts = url.netloc.rpartition("@")
-        kwargs: Dict[str, Any] = {}
-        if userinfo:
-            username, _, password = userinfo.partition(":")
-            if username:
-                kwargs["username"] = urllib.parse.unquote(username)
-            if password:
-                kwargs["password"] = urllib.parse.unquote(password)
+        hosts, kwargs = _credentials(url.netloc)
         sentinels = _hosts(hosts, SENTINEL_PORT)
         parts = [urllib.parse.unquote(part) for part in url.path.split("/") if part]
         if not parts:
