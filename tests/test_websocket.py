@@ -178,3 +178,38 @@ def test_client_that_pings_and_never_reads_is_closed_with_1013(hub, settings):
     frames = read_frames_until_close(client.sock, timeout=10)
     assert {opcode for opcode, _ in frames[:-1]} == {Opcode.PONG}
     assert struct.unpack("!H", frames[-1][1][:2])[0] == CloseCode.TRY_AGAIN_LATER
+
+
+def test_connection_reset_by_the_peer_detaches_the_socket(hub, settings):
+    """A TCP reset (a browser killed, a NAT dropping state) ends the socket like an end of stream."""
+    listening = gevent.socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(1)
+    client_sock = gevent.socket.create_connection(listening.getsockname())
+    server_sock, _ = listening.accept()
+    listening.close()
+    ws = WebSocket(Bridge(settings, subscriptions=[channel()]), hub, "reset")
+    ws.open(SocketTransport(server_sock), hub.attach(ws, list(ws.bridge.subscriptions)))
+    client_sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client_sock.sendall(b"\x81")  # half a frame header, then the reset
+    client_sock.close()
+    assert ws.wait_closed(5) and hub.listener_count == 0
+
+
+class FailingBridge(Bridge):
+    """A bridge with a bug: reading a frame raises."""
+
+    def receive_data(self, *args, **kwargs):
+        raise RuntimeError("a bug in the bridge")
+
+
+def test_internal_error_while_reading_closes_with_1011_and_is_logged(hub, settings, caplog):
+    server_sock, client_sock = gevent.socket.socketpair()
+    ws = WebSocket(FailingBridge(settings, subscriptions=[channel()]), hub, "buggy")
+    ws.open(SocketTransport(server_sock), hub.attach(ws, list(ws.bridge.subscriptions)))
+    client_sock.sendall(client_frame(Opcode.TEXT, b"hello"))
+    frames = read_frames_until_close(client_sock, timeout=5)
+    assert struct.unpack("!H", frames[-1][1][:2])[0] == CloseCode.INTERNAL_ERROR
+    assert "internal error" in caplog.text and "a bug in the bridge" in caplog.text
+    client_sock.close()
+    assert ws.wait_closed(5) and hub.listener_count == 0
