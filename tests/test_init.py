@@ -8,6 +8,7 @@ import sys
 import pytest
 
 import ws4redis_mw
+
 from servers import ROOT
 
 
