@@ -4,12 +4,17 @@ A uWSGI without its gevent loop would hold a worker per websocket for the
 socket's whole life; its ``--http`` router without ``--http-websockets``
 passes the 101 on but never the client's frames (the client would hang);
 ``--http11-socket`` keeps the connection for the next request (uWSGI 2.0.31's
-worker aborts in libev once a websocket on it closes).  The working modes are
+worker aborts in libev once a websocket on it closes); ``--https-socket``
+decrypts in the worker, so the descriptor we would read carries TLS records
+(the websocket got 1002 on its first frame).  The working modes are
 in tests/servers.py and run the whole protocol suite.
 """
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
 import time
 import urllib.request
 
@@ -17,35 +22,54 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from conftest import start_server
+from conftest import require, start_server
 from servers import ServerMode, uwsgi_command, uwsgi_missing
 
 UNUSABLE = {
     "no-gevent-loop": (("--http-socket", "{address}", "--http-websockets"), "without its gevent loop"),
     "router-without-http-websockets": (("--http", "{address}", "--gevent", "10"), "unless --http-websockets is given"),
     "http11-socket": (("--http11-socket", "{address}", "--http-websockets", "--gevent", "10"), "--http11-socket"),
+    "https-socket": (("--https-socket", "{address},{cert},{key}", "--http-websockets", "--gevent", "10"), "--https-socket"),
 }
 
 
-def uwsgi_mode(name: str, options) -> ServerMode:
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate and its key, for uWSGI's --https-socket."""
+    require(shutil.which("openssl") is not None, "openssl is not installed (apt-get install openssl)")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+def uwsgi_mode(name: str, options, cert=None, key=None) -> ServerMode:
     return ServerMode(
         f"uwsgi-{name}",
-        lambda port, workdir: uwsgi_command(*(option.format(address=f"127.0.0.1:{port}") for option in options)),
+        lambda port, workdir: uwsgi_command(*(option.format(address=f"127.0.0.1:{port}", cert=cert, key=key) for option in options)),
         unavailable=lambda: uwsgi_missing(),
     )
 
 
 @pytest.mark.parametrize("name", list(UNUSABLE))
-def test_unusable_uwsgi_setup_is_named_at_startup_and_upgrades_get_501(name, redis_server, django_setup, workdir):
+def test_unusable_uwsgi_setup_is_named_at_startup_and_upgrades_get_501(name, redis_server, django_setup, workdir, request):
     options, reason = UNUSABLE[name]
-    server = start_server(uwsgi_mode(name, options), redis_server.url, workdir, {"WS4REDIS_TEST_HEARTBEAT": ""})
+    tls = name == "https-socket"
+    cert, key = request.getfixturevalue("certificate") if tls else (None, None)
+    server = start_server(uwsgi_mode(name, options, cert, key), redis_server.url, workdir, {"WS4REDIS_TEST_HEARTBEAT": ""})
+    unverified = ssl.create_default_context()
+    unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
+    ws_base, http_base = server.ws, server.http
+    if tls:
+        ws_base, http_base = ws_base.replace("ws://", "wss://"), http_base.replace("http://", "https://")
     try:
         with pytest.raises(InvalidStatus) as refused:
-            connect(f"{server.ws}/ws/foobar?subscribe-broadcast", open_timeout=5)
+            connect(f"{ws_base}/ws/foobar?subscribe-broadcast", open_timeout=5, ssl=unverified if tls else None)
         response = refused.value.response
         assert response.status_code == 501
         assert reason in response.body.decode()
-        with urllib.request.urlopen(f"{server.http}/hello", timeout=5) as page:  # Django is still served
+        with urllib.request.urlopen(f"{http_base}/hello", timeout=5, context=unverified) as page:  # Django is still served
             assert page.status == 203  # the test view's own status
         deadline = time.monotonic() + 5
         while "websocket upgrades will be refused with 501: " not in server.log_text():

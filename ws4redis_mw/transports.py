@@ -27,8 +27,9 @@ every server.
   uWSGI's ``websocket_recv`` and ``websocket_send`` are not used: they cannot
   tell text from binary and close without a code.
   Without the gevent loop, behind the ``--http`` router without
-  ``--http-websockets``, or with ``--http11-socket`` (whose keep-alive would
-  read the websocket's bytes as the next request) (which would pass the 101 on but never the client's
+  ``--http-websockets``, with ``--http11-socket`` (whose keep-alive would
+  read the websocket's bytes as the next request) or with ``--https-socket``
+  (whose descriptor carries TLS records) (which would pass the 101 on but never the client's
   frames), the upgrade is refused with 501 and the reason, and
   :func:`prepare_server` says so in the log at startup.
 """
@@ -165,6 +166,10 @@ def _uwsgi_problem() -> Optional[str]:
         # Seen in uWSGI 2.0.31: the worker aborts in libev once a websocket
         # on it closes, and its keep-alive would parse websocket bytes as HTTP.
         return "uWSGI's --http11-socket keeps connections for the next request: serve websockets with --http-socket"
+    if "https-socket" in options:
+        # The worker would hand us the raw descriptor, whose bytes are TLS records.
+        return ("uWSGI's --https-socket encrypts in the worker, below the websocket codec: terminate TLS in front "
+                "(nginx, or uWSGI's --https router with --http-websockets)")
     return None
 
 
