@@ -6,7 +6,7 @@ import signal
 import time
 
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.sync.client import connect
 
 from conftest import start_server
@@ -68,5 +68,28 @@ def test_uwsgi_http_router_drops_open_sockets_on_sigterm_without_a_close_frame(r
             ws.recv(timeout=10)
         assert info.value.rcvd is None  # 1006: the router was killed
         server.proc.wait(15)
+    finally:
+        server.stop()
+
+
+def test_uwsgi_graceful_reload_closes_open_sockets_with_1001_and_serves_again(redis_server, django_setup, workdir):
+    """SIGHUP: the old worker does not wait --worker-reload-mercy for websockets (their requests have returned)."""
+    server = start_server(UWSGI_HTTP_SOCKET, redis_server.url, workdir, {"WS4REDIS_TEST_HEARTBEAT": ""})
+    try:
+        ws = connect(f"{server.ws}/ws/reload?subscribe-broadcast", open_timeout=5)
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGHUP)
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=10)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+        assert time.monotonic() - started < 5
+        deadline = time.monotonic() + 20
+        while True:  # the new worker takes the socket over
+            try:
+                with connect(f"{server.ws}/ws/reload?subscribe-broadcast", open_timeout=2):
+                    break
+            except (OSError, TimeoutError, WebSocketException):  # refused (503) while the new worker connects to Redis
+                assert time.monotonic() < deadline, "no worker accepted a websocket after the reload"
+                time.sleep(0.2)
     finally:
         server.stop()
