@@ -96,16 +96,3 @@ def test_grafana_dashboard_uses_only_metrics_that_exist():
     families = set(re.findall(r"^# TYPE (\S+) ", metrics.exposition(), re.M))
     used = set(re.findall(r"ws4redis_mw_[a-z_]+", dashboard)) - {"ws4redis_mw_dispatch_seconds_bucket"}
     assert used and used <= families, used - families
-
-
-def test_possibly_missed_bounds_a_gap_from_the_readings_of_one_redis():
-    from ws4redis_mw.hub import possibly_missed
-
-    readings = [("a", 100, 1.0), ("a", 150, 2.0), ("a", 180, 3.0)]
-    assert possibly_missed(readings, 2.5, ("a", 400, 5.0)) == 250  # from the last reading before the subscription last heard
-    assert possibly_missed(readings, 0.5, ("a", 400, 5.0)) is None  # no reading predates the loss
-    assert possibly_missed(readings, 2.5, ("b", 30, 5.0)) == 30  # restarted: its whole new count
-    assert possibly_missed(readings, 2.5, ("a", 90, 5.0)) == 0  # CONFIG RESETSTAT: never negative
-    # A cluster master new in the slot map (nothing heard of it): whole count, or since its last reading as a master.
-    assert possibly_missed([], None, ("c", 42, 5.0)) == 42
-    assert possibly_missed(readings, None, ("a", 400, 5.0)) == 220

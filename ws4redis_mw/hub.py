@@ -24,12 +24,12 @@ Design rules of this module:
 * What happens is counted in :data:`ws4redis_mw.metrics.METRICS` once per
   Redis message, never per socket.  Each gap in the subscription (lost, then
   subscribed again) is measured against Redis' own count of ``PUBLISH``
-  commands (``INFO commandstats``, read every :data:`SNAPSHOT_INTERVAL`
+  commands (``INFO commandstats``, read every :data:`~ws4redis_mw.gaps.SNAPSHOT_INTERVAL`
   seconds while subscribed, by the timer, never on the delivery path): the
   count after resubscribing minus the last reading known to predate the
   loss (read before the subscription last heard from Redis) is an upper
   bound of the messages this process may have missed; if Redis restarted
-  meanwhile (another ``run_id``), its whole count (:func:`possibly_missed`,
+  meanwhile (another ``run_id``), its whole count (:func:`ws4redis_mw.gaps.possibly_missed`,
   free of I/O).
 * Under Redis Sentinel both connections move to a new master as soon as the
   sentinels announce it (``+switch-master``, :mod:`ws4redis_mw.sentinel`),
@@ -68,25 +68,21 @@ from . import frames, history
 from .cluster import ClusterCommands, ClusterSubscription
 from .commands import CommandPipeline, RedisUnavailable
 from .connection import discover_master, is_cluster, is_sentinel, sentinel_config
+from .gaps import PublishCount, Reading, possibly_missed
 from .metrics import METRICS
 from .registry import Registry
 from .sentinel import SentinelWatcher
 from .settings import Settings
 from .subscription import Subscription
 
-__all__ = ["Listener", "Hub", "RedisUnavailable", "get_hub", "process_hubs", "process_stats", "possibly_missed", "TICK"]
+__all__ = ["Listener", "Hub", "RedisUnavailable", "get_hub", "process_hubs", "process_stats", "TICK"]
 
 logger = logging.getLogger("ws4redis_mw.hub")
 
 #: Seconds between two ticks of the process timer.
 TICK = 1.0
-#: Seconds between two readings of Redis' PUBLISH count while connected.
-SNAPSHOT_INTERVAL = 1.0
-
 #: Host and port of a cluster master.
 Address = Tuple[str, int]
-#: One reading of a Redis' count of publications: (``run_id``, PUBLISH and SPUBLISH calls, ``time.monotonic()`` when read).
-Reading = Tuple[str, int, float]
 
 
 class Listener(Hashable, Protocol):
@@ -129,7 +125,7 @@ class Hub:
             self._commands = CommandPipeline(settings.connection, lambda: self._subscription.generation,
                                              timeout=settings.redis_timeout)
         self._publish_command = "SPUBLISH" if self._cluster else "PUBLISH"
-        self._counts: Dict[Optional[Address], _PublishCount] = {}  # per master under a cluster, else at None
+        self._counts: Dict[Optional[Address], PublishCount] = {}  # per master under a cluster, else at None
         self._health_interval = settings.redis_health_interval
         self._sentinel = sentinel_config(settings.connection) if is_sentinel(settings.connection) else None
         self._master_checked = 0.0
@@ -479,10 +475,10 @@ class Hub:
             if listeners:
                 self._deliver(history.Publication(channel, data, epoch, offset), listeners)
 
-    def _count(self, address: Optional[Address]) -> "_PublishCount":
+    def _count(self, address: Optional[Address]) -> PublishCount:
         count = self._counts.get(address)
         if count is None:
-            count = self._counts[address] = _PublishCount()
+            count = self._counts[address] = PublishCount()
         return count
 
     def _count_sources(self) -> List[Optional[Address]]:
@@ -575,54 +571,6 @@ class Hub:
         reading = self._read_publish_count(address)
         if reading is not None and self._subscribed(address):
             self._count(address).readings.append(reading)
-
-
-def possibly_missed(readings: Sequence[Reading], last_heard: Optional[float], now: Reading) -> Optional[int]:
-    """Upper bound of the publications a gap in a subscription to one Redis (or one cluster master) may have swallowed.
-
-    ``readings``: that Redis' readings taken before the gap, oldest first;
-    ``last_heard``: when the subscription last read a reply before the loss
-    (readings up to then surely predate it), ``None`` for a master new in a
-    replaced slot map (nothing of it was heard: every reading predates the
-    gap); ``now``: the reading taken after resubscribing.  Another ``run_id``
-    (a restart) gives the whole new count, and so does a new master never
-    read; ``None`` when no reading bounds the gap.
-    """
-    if readings and readings[0][0] != now[0]:
-        return now[1]  # Redis restarted (another run_id): every publication it has counted came after the loss
-    if last_heard is None:
-        return max(0, now[1] - readings[-1][1]) if readings else now[1]
-    before = [reading for reading in readings if reading[2] <= last_heard]
-    return max(0, now[1] - before[-1][1]) if before else None
-
-
-class _PublishCount:
-    """The readings of one Redis' (under a cluster: one master's) count of publications and the gap it is in; no I/O."""
-
-    __slots__ = ("readings", "due", "lost_at", "last_heard")
-
-    def __init__(self) -> None:
-        self.readings: Deque[Reading] = collections.deque(maxlen=8)
-        self.due = 0.0  # time.monotonic() of the next periodic reading
-        self.lost_at: Optional[float] = None  # when the subscription was lost, None while no gap is open
-        self.last_heard: Optional[float] = 0.0  # at the loss: when the subscription last read a reply
-
-    def reading_due(self, now: float) -> bool:
-        """Whether a periodic reading is due at ``now`` (and if so, the next one in :data:`SNAPSHOT_INTERVAL`)."""
-        if now < self.due:
-            return False
-        self.due = now + SNAPSHOT_INTERVAL
-        return True
-
-    def lose(self, at: float, last_heard: Optional[float]) -> None:
-        """The subscription was lost at ``at``; a gap already open keeps its start."""
-        if self.lost_at is None:
-            self.lost_at, self.last_heard = at, last_heard
-
-    def end_gap(self) -> Tuple[Optional[float], Optional[float]]:
-        """Close the open gap: (``lost_at``, ``last_heard``), ``lost_at`` None if none was open."""
-        gap, self.lost_at = (self.lost_at, self.last_heard), None
-        return gap
 
 
 _clock = time.perf_counter
