@@ -136,12 +136,17 @@ class _NodeChannels:
 class ClusterSubscription:
     """The hub's subscription under Redis Cluster: one sharded :class:`Subscription` per master.
 
-    Same interface as :class:`Subscription`, as far as the hub uses it.
+    Same interface as :class:`Subscription`, as far as the hub uses it,
+    except the callbacks: ``on_up(first, address)`` names the master whose
+    subscription is up, and ``on_lost(gaps)`` the masters whose subscription
+    ended, each with its ``last_heard`` (``None`` for a master new in a
+    replaced slot map: nothing of it was heard).
     """
 
     def __init__(self, config: Union[Dict[str, Any], str], registry: Registry[Any], on_message: Callable[[str, bytes], None],
                  *, timeout: float, health_interval: float = HEALTH_INTERVAL,
-                 on_up: Optional[Callable[[bool], None]] = None, on_lost: Optional[Callable[[], None]] = None):
+                 on_up: Optional[Callable[[bool, Address], None]] = None,
+                 on_lost: Optional[Callable[[Dict[Address, Optional[float]]], None]] = None):
         self._config = config
         self._startup_nodes, _ = cluster_config(config)
         self._registry = registry
@@ -190,6 +195,11 @@ class ClusterSubscription:
     @property
     def address(self) -> Optional[Address]:
         return None  # several: the Sentinel check does not apply
+
+    def node_connected(self, address: Address) -> bool:
+        """Whether the subscription to the master at ``address`` is up."""
+        node = self._nodes.get(address)
+        return node is not None and node.connected
 
     def node_generation(self, address: Address) -> int:
         """Changes whenever the master at ``address`` was connected again or the map replaced (for its command pipeline)."""
@@ -266,33 +276,39 @@ class ClusterSubscription:
             self._refresh.wait(self._health_interval if new is not None and self.connected else MAP_RETRY)
 
     def _replace(self, new: SlotMap) -> None:
-        old, had_map = list(self._nodes.values()), self._map is not None
+        old, had_map = dict(self._nodes), self._map is not None
         if had_map:
             logger.warning("the cluster's slot map changed (masters %s): subscribing again on each master",
                            ", ".join(f"{h}:{p}" for h, p in new.masters))
-        for node in old:
+        for node in old.values():
             node.stop()
         self._registry.connection_lost()
         self._map = new
         self._maps_used += 1
-        self._nodes = {address: Subscription(node_config(self._config, *address), _NodeChannels(self._registry, new, address),
-                                             self._on_message, timeout=self._timeout, health_interval=self._health_interval,
-                                             on_up=self._node_up, on_lost=self._node_lost, sharded=True)
-                       for address in new.masters}
+        self._nodes = {address: self._node(new, address) for address in new.masters}
         for node in self._nodes.values():
             node.start()
         if had_map and self._on_lost is not None:
-            self._on_lost()
+            gaps: Dict[Address, Optional[float]] = {address: node.last_heard for address, node in old.items()}
+            gaps.update((address, None) for address in new.masters if address not in old)
+            self._on_lost(gaps)
         self._mapped.set()
 
-    def _node_up(self, first: bool) -> None:
-        if self._on_up is not None:
-            self._on_up(first and self._maps_used == 1)
+    def _node(self, slot_map: SlotMap, address: Address) -> Subscription:
+        """The sharded subscription to the master at ``address`` (not started)."""
+        def up(first: bool) -> None:
+            if self._on_up is not None:
+                self._on_up(first and self._maps_used == 1, address)
 
-    def _node_lost(self) -> None:
-        self._refresh.set()  # a failover? read the map now
-        if self._on_lost is not None:
-            self._on_lost()
+        def lost() -> None:
+            self._refresh.set()  # a failover? read the map now
+            if self._on_lost is not None:
+                self._on_lost({address: node.last_heard})
+
+        node = Subscription(node_config(self._config, *address), _NodeChannels(self._registry, slot_map, address),
+                            self._on_message, timeout=self._timeout, health_interval=self._health_interval,
+                            on_up=up, on_lost=lost, sharded=True)
+        return node
 
 
 class ClusterCommands:
@@ -310,6 +326,10 @@ class ClusterCommands:
             pipeline = self._pipelines[address] = CommandPipeline(
                 node_config(self._config, *address), lambda: self._subscription.node_generation(address), timeout=self._timeout)
         return pipeline
+
+    def execute_on(self, address: Address, commands: List[Tuple[Any, ...]]) -> List[Any]:
+        """Run ``commands`` (keyless ones, such as ``INFO``) on the node at ``address``; their replies."""
+        return self._pipeline(address).execute(commands)
 
     def execute(self, commands: List[Tuple[Any, ...]]) -> List[Any]:
         """Run ``commands`` on their masters; their replies in order, or the first error reply raised."""

@@ -24,11 +24,13 @@ Design rules of this module:
 * What happens is counted in :data:`ws4redis_mw.metrics.METRICS` once per
   Redis message, never per socket.  Each gap in the subscription (lost, then
   subscribed again) is measured against Redis' own count of ``PUBLISH``
-  commands (``INFO commandstats``, read every :data:`SNAPSHOT_INTERVAL`
-  seconds while subscribed): the count after resubscribing minus the last
-  reading known to predate the loss (read before the subscription last
-  heard from Redis) is an upper bound of the messages this process may have
-  missed; if Redis restarted meanwhile (another ``run_id``), its whole count.
+  commands (``INFO commandstats``, read every :data:`~ws4redis_mw.gaps.SNAPSHOT_INTERVAL`
+  seconds while subscribed, by the timer, never on the delivery path): the
+  count after resubscribing minus the last reading known to predate the
+  loss (read before the subscription last heard from Redis) is an upper
+  bound of the messages this process may have missed; if Redis restarted
+  meanwhile (another ``run_id``), its whole count (:func:`ws4redis_mw.gaps.possibly_missed`,
+  free of I/O).
 * Under Redis Sentinel both connections move to a new master as soon as the
   sentinels announce it (``+switch-master``, :mod:`ws4redis_mw.sentinel`),
   or at the latest when the timer next asks them (every
@@ -37,8 +39,15 @@ Design rules of this module:
 * Under Redis Cluster the subscription and the command pipeline are their
   cluster forms (:mod:`ws4redis_mw.cluster`: one sharded subscription and
   one pipeline per master), publications use ``SPUBLISH``, and the gap
-  measurement reads nothing (one master's count says nothing of another's);
-  the classic path is the same code as without a cluster.  While a gap is
+  measurement is kept per master (one master's count says nothing of
+  another's): each master's count is read on its own command connection
+  while its subscription is up, and a gap of one master's subscription is
+  measured on that master alone.  A master new in a replaced slot map (a
+  promoted replica) counts with its whole count, or the difference from a
+  reading of the same ``run_id`` if it was a master before (a replica counts
+  none of its master's publications); a master that left the map is read
+  once more when it leaves, if it answers.  The classic path is the same
+  code as without a cluster.  While a gap is
   healed only the channels of the master(s) whose subscription was lost
   are held back: a dead master must not stall the others' channels until
   its replica takes over.
@@ -59,6 +68,7 @@ from . import frames, history
 from .cluster import ClusterCommands, ClusterSubscription
 from .commands import CommandPipeline, RedisUnavailable
 from .connection import discover_master, is_cluster, is_sentinel, sentinel_config
+from .gaps import PublishCount, Reading, possibly_missed
 from .metrics import METRICS
 from .registry import Registry
 from .sentinel import SentinelWatcher
@@ -71,8 +81,8 @@ logger = logging.getLogger("ws4redis_mw.hub")
 
 #: Seconds between two ticks of the process timer.
 TICK = 1.0
-#: Seconds between two readings of Redis' PUBLISH count while connected.
-SNAPSHOT_INTERVAL = 1.0
+#: Host and port of a cluster master.
+Address = Tuple[str, int]
 
 
 class Listener(Hashable, Protocol):
@@ -115,10 +125,7 @@ class Hub:
             self._commands = CommandPipeline(settings.connection, lambda: self._subscription.generation,
                                              timeout=settings.redis_timeout)
         self._publish_command = "SPUBLISH" if self._cluster else "PUBLISH"
-        self._readings: Deque[Tuple[str, int, float]] = collections.deque(maxlen=8)  # (run_id, PUBLISH count, read at)
-        self._reading_due = 0.0
-        self._lost_at: Optional[float] = None
-        self._last_heard = 0.0  # at the loss: when the subscription last read a reply
+        self._counts: Dict[Optional[Address], PublishCount] = {}  # per master under a cluster, else at None
         self._health_interval = settings.redis_health_interval
         self._sentinel = sentinel_config(settings.connection) if is_sentinel(settings.connection) else None
         self._master_checked = 0.0
@@ -387,19 +394,30 @@ class Hub:
 
     # -- gaps in the subscription --------------------------------------------
 
-    def _on_redis_up(self, first: bool) -> None:
-        """The reader is subscribed again (or for the first time); must not block it."""
+    def _on_redis_up(self, first: bool, address: Optional[Address] = None) -> None:
+        """The reader (under a cluster: the one of the master at ``address``) is subscribed again, or for the first time;
+        must not block it."""
         if not first:
             METRICS.redis_reconnects += 1
         if self._healing is not None:
             self._heal_generation += 1
             gevent.spawn(self._heal, self._heal_generation)
-        gevent.spawn(self._measure_gap, self._lost_at, self._last_heard)
-        self._lost_at = None
+        gevent.spawn(self._measure_gap, address, *self._count(address).end_gap())
 
-    def _on_redis_lost(self) -> None:
-        self._lost_at = time.monotonic()
-        self._last_heard = self._subscription.last_heard
+    def _on_redis_lost(self, gaps: Optional[Dict[Address, Optional[float]]] = None) -> None:
+        """The subscription was lost; under a cluster, ``gaps`` names the masters whose subscription ended
+        (see :class:`~ws4redis_mw.cluster.ClusterSubscription`)."""
+        lost_at = time.monotonic()
+        if gaps is None:
+            self._count(None).lose(lost_at, self._subscription.last_heard)
+        else:
+            for address, last_heard in gaps.items():
+                self._count(address).lose(lost_at, last_heard)
+            slot_map = self._subscription.slot_map if isinstance(self._subscription, ClusterSubscription) else None
+            for key, count in self._counts.items():
+                if key is not None and count.lost_at is not None and slot_map is not None and key not in slot_map.masters:
+                    # A master that left the slot map: its gap ends now (its slots' publications go to another master).
+                    gevent.spawn(self._measure_gap, key, *count.end_gap())
         if self._histories and self._cluster:
             # Only the channels of the lost master (no longer subscribed) wait
             # for the healing; the other masters' keep flowing meanwhile.
@@ -457,48 +475,71 @@ class Hub:
             if listeners:
                 self._deliver(history.Publication(channel, data, epoch, offset), listeners)
 
-    def _read_publish_count(self) -> Optional[Tuple[str, int, float]]:
-        if self._cluster:
-            return None
+    def _count(self, address: Optional[Address]) -> PublishCount:
+        count = self._counts.get(address)
+        if count is None:
+            count = self._counts[address] = PublishCount()
+        return count
+
+    def _count_sources(self) -> List[Optional[Address]]:
+        """Whose count of publications is read: Redis (``None``), or under a cluster each master of the slot map."""
+        if isinstance(self._subscription, ClusterSubscription):
+            slot_map = self._subscription.slot_map
+            return list(slot_map.masters) if slot_map is not None else []
+        return [None]
+
+    def _subscribed(self, address: Optional[Address]) -> bool:
+        """Whether the subscription (under a cluster: the one to the master at ``address``) is up."""
+        if address is None:
+            return self.connected
+        return isinstance(self._subscription, ClusterSubscription) and self._subscription.node_connected(address)
+
+    def _read_publish_count(self, address: Optional[Address]) -> Optional[Reading]:
+        """Redis' (under a cluster: the master's at ``address``) count of publications, on its command connection."""
+        commands: List[Tuple[Any, ...]] = [("INFO", "server"), ("INFO", "commandstats")]
         try:
-            server, commandstats = self._commands.execute([("INFO", "server"), ("INFO", "commandstats")])
+            if isinstance(self._commands, ClusterCommands):
+                if address is None:
+                    return None
+                server, commandstats = self._commands.execute_on(address, commands)
+            else:
+                server, commandstats = self._commands.execute(commands)
         except Exception:  # Redis gone, not answering, or INFO forbidden: no reading
             return None
         return _info_field(server, "run_id"), _publish_calls(commandstats), time.monotonic()
 
-    def _measure_gap(self, lost_at: Optional[float], last_heard: float) -> None:
-        # Readings taken before the subscription last heard from Redis surely predate the loss.
-        readings = list(self._readings)
-        before = [reading for reading in readings if reading[2] <= last_heard]
-        now = self._read_publish_count()
-        self._readings.clear()
+    def _measure_gap(self, address: Optional[Address], lost_at: Optional[float], last_heard: Optional[float]) -> None:
+        """Read the count again after a gap (or the first time, ``lost_at`` None) and add what may have been missed."""
+        count = self._count(address)
+        readings = list(count.readings)
+        now = self._read_publish_count(address)
+        count.readings.clear()
         if now is not None:
-            self._readings.append(now)
+            count.readings.append(now)
         if lost_at is None:
             return
         METRICS.subscription_gaps += 1
-        METRICS.subscription_gap_seconds += time.monotonic() - lost_at
+        down = time.monotonic() - lost_at
+        METRICS.subscription_gap_seconds += down
+        where = "Redis" if address is None else f"Redis master {address[0]}:{address[1]}"
         if now is None:
+            logger.warning("subscription to %s was down %.2f s; its count of publications could not be read", where, down)
             return
-        if readings and readings[0][0] != now[0]:
-            missed = now[1]  # Redis restarted (another run_id): every PUBLISH it has counted came after the loss
-        elif before:
-            missed = max(0, now[1] - before[-1][1])
-        else:
-            logger.warning("subscription to Redis was down %.2f s; no reading to bound the messages missed", time.monotonic() - lost_at)
+        missed = possibly_missed(readings, last_heard, now)
+        if missed is None:
+            logger.warning("subscription to %s was down %.2f s; no reading to bound the messages missed", where, down)
             return
         METRICS.possibly_missed += missed
         if missed:
-            logger.warning("subscription to Redis was down %.2f s; up to %d messages may have been missed",
-                           time.monotonic() - lost_at, missed)
+            logger.warning("subscription to %s was down %.2f s; up to %d messages may have been missed", where, down, missed)
 
     def _tick_forever(self) -> None:
         while True:
             gevent.sleep(TICK)
             now = self._loop.now()
-            if self.connected and time.monotonic() >= self._reading_due:
-                self._reading_due = time.monotonic() + SNAPSHOT_INTERVAL
-                gevent.spawn(self._take_reading)
+            for address in self._count_sources():
+                if self._subscribed(address) and self._count(address).reading_due(time.monotonic()):
+                    gevent.spawn(self._take_reading, address)
             if self._sentinel is not None and self.connected and time.monotonic() - self._master_checked >= self._health_interval:
                 self._master_checked = time.monotonic()
                 gevent.spawn(self._check_master)
@@ -526,10 +567,10 @@ class Hub:
             self._commands.close()
             self._subscription.reconnect()
 
-    def _take_reading(self) -> None:
-        reading = self._read_publish_count()
-        if reading is not None and self.connected:
-            self._readings.append(reading)
+    def _take_reading(self, address: Optional[Address]) -> None:
+        reading = self._read_publish_count(address)
+        if reading is not None and self._subscribed(address):
+            self._count(address).readings.append(reading)
 
 
 _clock = time.perf_counter
