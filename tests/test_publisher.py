@@ -120,6 +120,25 @@ def test_publish_needs_a_list_of_users(django_setup):
         RedisPublisher(facility="x", users=42)
 
 
+def test_ws4redis_deprecated_audience_forms_still_work_with_a_warning(django_setup):
+    """ws4redis 0.6 took ``users=True`` (the requester) and ``users="mary"``; both still work, with its DeprecationWarning."""
+    from ws4redis_mw import SELF, RedisPublisher
+
+    with pytest.warns(DeprecationWarning, match="SELF"):
+        mine = RedisPublisher(facility="x", users=True, request=fake_request(username="john"))
+    with pytest.warns(DeprecationWarning, match="list or tuple"):
+        single = RedisPublisher(facility="x", groups="reds")
+    assert mine._publishers == {"user:john:x"} and single._publishers == {"group:reds:x"}
+    assert repr(SELF) == "SELF"
+
+
+def test_redis_message_is_made_of_str_or_bytes_only(django_setup):
+    from ws4redis_mw import RedisMessage
+
+    with pytest.raises(TypeError, match="str or bytes, not int"):
+        RedisMessage(42)
+
+
 def test_connection_setting_accepts_a_url_or_a_dict():
     from ws4redis_mw.connection import connection_kwargs
 
