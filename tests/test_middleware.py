@@ -32,3 +32,27 @@ def test_settings_given_to_the_middleware_name_the_channels(prefixed, redis_serv
         ws.send("from the client")  # published under the prefix too, and echoed back from there
         assert recv(ws) == "from the client"
         assert redis.get("x:broadcast:pre") is None  # an anonymous client's publish is not kept (WS4REDIS_ANONYMOUS_EXPIRE)
+
+
+def test_unusable_allowed_origins_are_refused_at_startup_naming_the_setting():
+    from ws4redis_mw import WebSocketMiddleware
+    from ws4redis_mw.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="WS4REDIS_ALLOWED_ORIGINS"):
+        WebSocketMiddleware(lambda environ, start_response: [], settings=Settings(allowed_origins=["not an origin"]))
+
+
+def allow_example_pages(origin: str) -> bool:
+    return origin == "https://pages.example"
+
+
+def test_allowed_origins_may_name_a_function_by_its_dotted_path():
+    from ws4redis_mw import WebSocketMiddleware
+    from ws4redis_mw.origins import parse_origin
+    from ws4redis_mw.settings import Settings
+
+    middleware = WebSocketMiddleware(lambda environ, start_response: [],
+                                     settings=Settings(allowed_origins="test_middleware.allow_example_pages"))
+    own = parse_origin("http://site.example")
+    assert middleware._origins.allows("https://pages.example", own)
+    assert not middleware._origins.allows("https://evil.example", own)
