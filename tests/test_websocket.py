@@ -213,3 +213,31 @@ def test_internal_error_while_reading_closes_with_1011_and_is_logged(hub, settin
     assert "internal error" in caplog.text and "a bug in the bridge" in caplog.text
     client_sock.close()
     assert ws.wait_closed(5) and hub.listener_count == 0
+
+
+def test_peer_that_resets_while_its_backlog_is_written_is_detached(hub, settings, redis_server):
+    """A reset while the writer greenlet has a backlog (seen by the reader or the writer, whichever comes first):
+    the socket ends, the writer with it, and nothing is left queued."""
+    listening = gevent.socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(1)
+    client_sock = gevent.socket.create_connection(listening.getsockname())
+    server_sock, _ = listening.accept()
+    listening.close()
+    for sock in (server_sock, client_sock):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ch = channel()
+    ws = WebSocket(Bridge(dataclasses.replace(settings, max_backlog=10_000_000), subscriptions=[ch]), hub, "reset-mid-write")
+    ws.open(SocketTransport(server_sock), hub.attach(ws, [ch]))
+    pipe = redis_server.client().pipeline(transaction=False)
+    for _ in range(200):
+        pipe.publish(ch, b"x" * 1000)
+    pipe.execute()
+    with gevent.Timeout(5):
+        while not ws._writer.running:  # the kernel refused bytes: a backlog is being written
+            gevent.sleep(0.01)
+    client_sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client_sock.close()
+    assert ws.wait_closed(5) and hub.listener_count == 0
+    assert ws._unsent == 0 and not ws._pending
