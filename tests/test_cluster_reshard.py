@@ -1,8 +1,8 @@
 """Redis Cluster resharding between live masters, end to end: three masters, the pywsgi server, real clients.
 
 Sockets are subscribed to channels of every master while an HTTP publisher
-(``RedisPublisher``, see :class:`test_cluster_failover.Publisher`) sends a
-round to all of them every ``ROUND`` seconds; the slots of some channels of
+(``RedisPublisher``, see :class:`helpers.Publisher`) sends a
+round to all of them every ``helpers.PUBLISH_ROUND`` seconds; the slots of some channels of
 one master are then moved, keys and all, to another live master, the way
 ``redis-cli --cluster reshard`` does it (``CLUSTER SETSLOT ... IMPORTING``
 and ``MIGRATING``, ``MIGRATE`` of the slot's keys: the channel's kept
@@ -27,9 +27,8 @@ import pytest
 from websockets.sync.client import connect
 
 from conftest import require
-from helpers import recv, stats
+from helpers import Publisher, assert_new_socket_works, channels_by_master, figures, open_sockets, read_all, recv, stats, wait_until
 from servers import RedisClusterSet, redis_server_binary, redis_version
-from test_cluster_failover import Publisher, assert_new_socket_works, channels_by_master, figures, open_sockets, read_all, wait_until
 
 #: Channels per master (of ``channels_by_master``) whose slots are moved; the others stay.
 MOVED = 3
