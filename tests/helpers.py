@@ -1,14 +1,21 @@
-"""Helpers shared by the test modules: raw frames and raw sockets for what a polite client never sends."""
+"""Helpers shared by the test modules: raw frames and raw sockets for what a polite client never sends,
+and the cluster tests' publisher, sockets and figures."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import struct
+import threading
 import time
 import urllib.request
 import uuid
 from typing import List, Tuple
+
+from websockets.asyncio.client import connect as async_connect
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 TIMEOUT = 5
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -276,3 +283,110 @@ def stats(server) -> dict:
     """The test project's /stats: the hubs, greenlets, RSS and ws4redis_mw.stats() of the server process."""
     with urllib.request.urlopen(server.http + "/stats", timeout=10) as response:
         return json.loads(response.read())
+
+
+# -- Redis Cluster tests: sockets on every master, a steady publisher, figures per socket --
+
+#: Channels per master in the cluster tests.
+CLUSTER_CHANNELS_PER_MASTER = 4
+#: Seconds between two rounds of the cluster tests' publisher.
+PUBLISH_ROUND = 0.1
+
+
+def channels_by_master(cluster, tag, per_master=CLUSTER_CHANNELS_PER_MASTER):
+    """``per_master`` channel names per master port of a RedisClusterSet, found by the slot of their broadcast channel."""
+    client = cluster.client()
+    wanted = {port: [] for port in cluster.master_ports()}
+    i = 0
+    while any(len(names) < per_master for names in wanted.values()):
+        name = f"f{i}-{tag}"
+        names = wanted[client.get_node_from_key(f"broadcast:{name}").port]
+        if len(names) < per_master:
+            names.append(name)
+        i += 1
+    client.close()
+    return wanted
+
+
+class Publisher(threading.Thread):
+    """Publishes ``p<round>`` to every channel through POST /publish (RedisPublisher), a round every ``every`` seconds."""
+
+    def __init__(self, server, names, every=PUBLISH_ROUND):
+        from conftest import Http
+
+        super().__init__(daemon=True)
+        self.http = Http(server.http)
+        self.every = every
+        self.names = names
+        self.stopped = threading.Event()
+        self.sent = []  # (name, message, sent at, accepted)
+        self.refusals = {}  # reply -> how many
+
+    def run(self):
+        seq = 0
+        while not self.stopped.is_set():
+            for name in self.names:
+                started = time.monotonic()
+                try:
+                    status, _, body = self.http.post_json("/publish", {"facility": name, "message": f"p{seq}", "broadcast": True})
+                except OSError as exc:
+                    status, body = None, str(exc).encode()
+                if status != 200:
+                    self.refusals[body] = self.refusals.get(body, 0) + 1
+                self.sent.append((name, f"p{seq}", started, status == 200))
+            seq += 1
+            self.stopped.wait(self.every)
+
+
+async def open_sockets(server, names):
+    return {name: await async_connect(f"{server.ws}/ws/{name}?subscribe-broadcast&publish-broadcast&echo", open_timeout=10)
+            for name in names}
+
+
+async def read_all(sockets, received, closed):
+    async def read(name, ws):
+        try:
+            async for message in ws:
+                received[name].append((time.monotonic(), message))
+        except ConnectionClosed:
+            pass
+        closed.append(name)
+
+    return asyncio.gather(*(read(name, ws) for name, ws in sockets.items()))
+
+
+def figures(publisher, received, names, since, promoted_at):
+    """Per socket: the longest silence after ``since`` (s), the latest delivery (s), the first delivery of a
+    publication sent after ``promoted_at`` (s after it); publications lost, duplicated."""
+    sent_at = {(name, message): at for name, message, at, ok in publisher.sent if ok}
+    silence, latest, back, lost, duplicated = {}, {}, {}, {}, {}
+    for name in names:
+        back[name] = min((at for at, message in received[name] if sent_at.get((name, message), 0) >= promoted_at),
+                         default=float("inf")) - promoted_at
+        times = [since, *(at for at, _ in received[name] if at >= since)]
+        silence[name] = max((b - a for a, b in zip(times, times[1:], strict=False)), default=float("inf"))
+        latest[name] = max((at - sent_at[(name, message)] for at, message in received[name] if (name, message) in sent_at),
+                           default=float("inf"))
+        messages = [message for _, message in received[name]]
+        lost[name] = [message for (n, message) in sent_at if n == name and message not in messages]
+        duplicated[name] = len(messages) - len(set(messages))
+    return silence, latest, back, lost, duplicated
+
+
+async def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+def assert_new_socket_works(server, name):
+    """A new socket is accepted and gets what is published after it opened (other publications of the run may come first)."""
+    with connect(f"{server.ws}/ws/{name}?subscribe-broadcast", open_timeout=10) as ws:
+        from conftest import Http
+
+        Http(server.http).publish(name, f"after {name}", broadcast=True)
+        deadline = time.monotonic() + 5
+        while recv(ws, max(0.0, deadline - time.monotonic())) != f"after {name}":
+            pass

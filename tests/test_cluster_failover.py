@@ -2,7 +2,7 @@
 
 Sockets are subscribed to channels of every master while an HTTP publisher
 (``RedisPublisher``) sends a round of publications to all of them every
-:data:`ROUND` seconds; one master is then failed over to its replica, by
+:data:`helpers.PUBLISH_ROUND` seconds; one master is then failed over to its replica, by
 hand (``CLUSTER FAILOVER``) or by killing it.  Every socket must stay open,
 every accepted publication must reach its subscriber once (live, or by the
 hub's gap healing from the channel's history: the test project keeps
@@ -17,23 +17,25 @@ import asyncio
 import os
 import shutil
 import signal
-import threading
 import time
 import uuid
 
 import pytest
-from websockets.asyncio.client import connect as async_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import connect
 
-from conftest import Http, require
-from helpers import recv, stats
+from conftest import require
+from helpers import (
+    Publisher,
+    assert_new_socket_works,
+    channels_by_master,
+    figures,
+    open_sockets,
+    read_all,
+    stats,
+    wait_until,
+)
 from servers import RedisClusterSet, redis_server_binary, redis_version
 
-#: Channels per master.
-PER_MASTER = 4
-#: Seconds between two rounds of publications.
-ROUND = 0.1
 #: Milliseconds of silence before the cluster takes a master for failed.
 NODE_TIMEOUT = 2000
 
@@ -57,91 +59,6 @@ def server(cluster, django_setup, workdir):
     server = start("pywsgi", cluster, workdir, WS4REDIS_TEST_HEARTBEAT="", WS4REDIS_TEST_REDIS_HEALTH_INTERVAL="30")
     yield server
     server.stop()
-
-
-def channels_by_master(cluster, tag):
-    """``PER_MASTER`` channel names per master port, found by the slot of their broadcast channel."""
-    client = cluster.client()
-    wanted = {port: [] for port in cluster.master_ports()}
-    i = 0
-    while any(len(names) < PER_MASTER for names in wanted.values()):
-        name = f"f{i}-{tag}"
-        names = wanted[client.get_node_from_key(f"broadcast:{name}").port]
-        if len(names) < PER_MASTER:
-            names.append(name)
-        i += 1
-    client.close()
-    return wanted
-
-
-class Publisher(threading.Thread):
-    """Publishes ``p<round>`` to every channel through POST /publish, a round every ``ROUND`` seconds."""
-
-    def __init__(self, server, names):
-        super().__init__(daemon=True)
-        self.http = Http(server.http)
-        self.names = names
-        self.stopped = threading.Event()
-        self.sent = []  # (name, message, sent at, accepted)
-        self.refusals = {}  # reply -> how many
-
-    def run(self):
-        seq = 0
-        while not self.stopped.is_set():
-            for name in self.names:
-                started = time.monotonic()
-                try:
-                    status, _, body = self.http.post_json("/publish", {"facility": name, "message": f"p{seq}", "broadcast": True})
-                except OSError as exc:
-                    status, body = None, str(exc).encode()
-                if status != 200:
-                    self.refusals[body] = self.refusals.get(body, 0) + 1
-                self.sent.append((name, f"p{seq}", started, status == 200))
-            seq += 1
-            self.stopped.wait(ROUND)
-
-
-async def open_sockets(server, names):
-    return {name: await async_connect(f"{server.ws}/ws/{name}?subscribe-broadcast&publish-broadcast&echo", open_timeout=10)
-            for name in names}
-
-
-async def read_all(sockets, received, closed):
-    async def read(name, ws):
-        try:
-            async for message in ws:
-                received[name].append((time.monotonic(), message))
-        except ConnectionClosed:
-            pass
-        closed.append(name)
-
-    return asyncio.gather(*(read(name, ws) for name, ws in sockets.items()))
-
-
-def figures(publisher, received, names, since, promoted_at):
-    """Per socket: the longest silence after ``since`` (s), the latest delivery (s), the first delivery of a
-    publication sent after ``promoted_at`` (s after it); publications lost, duplicated."""
-    sent_at = {(name, message): at for name, message, at, ok in publisher.sent if ok}
-    silence, latest, back, lost, duplicated = {}, {}, {}, {}, {}
-    for name in names:
-        back[name] = min((at for at, message in received[name] if sent_at.get((name, message), 0) >= promoted_at),
-                         default=float("inf")) - promoted_at
-        times = [since, *(at for at, _ in received[name] if at >= since)]
-        silence[name] = max((b - a for a, b in zip(times, times[1:], strict=False)), default=float("inf"))
-        latest[name] = max((at - sent_at[(name, message)] for at, message in received[name] if (name, message) in sent_at),
-                           default=float("inf"))
-        messages = [message for _, message in received[name]]
-        lost[name] = [message for (n, message) in sent_at if n == name and message not in messages]
-        duplicated[name] = len(messages) - len(set(messages))
-    return silence, latest, back, lost, duplicated
-
-
-async def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.05)
 
 
 async def run_failover(server, cluster, fail, *, moved_silence, other_silence, other_latency, back_after, publish_during=False):
@@ -232,15 +149,6 @@ async def run_failover(server, cluster, fail, *, moved_silence, other_silence, o
         await ws.close()
     await readers
     return promoted, by_master[victim]
-
-
-def assert_new_socket_works(server, name):
-    """A new socket is accepted and gets what is published after it opened (other publications of the run may come first)."""
-    with connect(f"{server.ws}/ws/{name}?subscribe-broadcast", open_timeout=10) as ws:
-        Http(server.http).publish(name, f"after {name}", broadcast=True)
-        deadline = time.monotonic() + 5
-        while recv(ws, max(0.0, deadline - time.monotonic())) != f"after {name}":
-            pass
 
 
 def test_manual_failover_keeps_sockets_open_and_every_message_delivered(server, cluster):

@@ -25,7 +25,9 @@ Design rules of this module:
   :class:`~ws4redis_mw.commands.CommandPipeline` (all parts at once) and the
   replies are put back in order.  ``MGET`` spans slots, so it becomes one
   ``GET`` per key.  A ``MOVED`` reply fails the batch with
-  :class:`RedisUnavailable` and has the map read again.
+  :class:`RedisUnavailable` and has the map read again; an ``ASK`` reply (a
+  slot being moved, its key already gone to the importing master) is
+  followed: that command alone is sent there after ``ASKING``.
 * Why sharded pub/sub: a classic ``PUBLISH`` on a cluster is sent to every
   node over the cluster bus, so every master does the work of every message
   and adding masters adds no delivery capacity.  ``SPUBLISH`` stays on the
@@ -40,7 +42,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 import gevent
 import gevent.event
 from redis.crc import key_slot
-from redis.exceptions import AskError, ClusterDownError, ResponseError, TryAgainError
+from redis.exceptions import AskError, ClusterDownError, MovedError, RedisError, ResponseError, TryAgainError
 
 from .commands import CONNECTION_ERRORS, CommandPipeline, RedisUnavailable
 from .connection import cluster_config, hub_connection, node_config
@@ -352,21 +354,34 @@ class ClusterCommands:
             address = slot_map.master_of(key)
             parts.setdefault(address, []).append(command)
             places.setdefault(address, []).append((i, -1))
-        jobs = {address: gevent.spawn(self._pipeline(address).execute, part) for address, part in parts.items()}
+        jobs = {address: gevent.spawn(self._replies, address, part) for address, part in parts.items()}
         gevent.joinall(list(jobs.values()))
         for address, job in jobs.items():
-            if not job.successful():
-                error = job.exception
+            error = job.exception or next((reply for reply in job.value or [] if isinstance(reply, RedisError)), None)
+            if error is not None:
                 if isinstance(error, (AskError, ClusterDownError, TryAgainError)):  # MovedError is an AskError
                     self._subscription.reconnect()
                     raise RedisUnavailable(f"the cluster moved a slot: {error}") from error
-                assert error is not None
                 raise error
             for (i, j), reply in zip(places[address], job.value or [], strict=True):
                 if j < 0:
                     replies[i] = reply
                 else:
                     replies[i][j] = reply
+        return replies
+
+    def _replies(self, address: Address, commands: List[Tuple[Any, ...]]) -> List[Any]:
+        """``commands`` run on the master at ``address``, a command answered with ``ASK`` run again where it says.
+
+        ``ASK``: the slot is being moved and this key has gone to the
+        importing master already; the command did not run.  Sent there after
+        ``ASKING`` it runs once, so a socket publishing during a resharding is
+        not closed (a ``MOVED`` still fails and has the map read again).
+        """
+        replies = self._pipeline(address).replies(commands)
+        for n, reply in enumerate(replies):
+            if isinstance(reply, AskError) and not isinstance(reply, MovedError):
+                replies[n] = self._pipeline((reply.host, reply.port)).replies([("ASKING",), commands[n]])[1]
         return replies
 
     def close(self) -> None:

@@ -67,15 +67,23 @@ class CommandPipeline:
 
     def execute(self, commands: List[Command]) -> List[Any]:
         """Run ``commands`` in the next round trip; their replies, or the first error reply raised."""
-        result: "gevent.event.AsyncResult[List[Any]]" = gevent.event.AsyncResult()
-        self._queue.append((commands, result))
-        self._flusher.wake()
-        # The flusher sets a list or an exception, never None.
-        replies = cast(List[Any], result.get())
+        replies = self.replies(commands)
         for reply in replies:
             if isinstance(reply, RedisError):
                 raise reply
         return replies
+
+    def replies(self, commands: List[Command]) -> List[Any]:
+        """Run ``commands`` in the next round trip; their replies, error replies included (as exceptions, not raised).
+
+        For a caller that acts on some error replies, such as a cluster's
+        ``ASK``: which command got it matters, and the others ran.
+        """
+        result: "gevent.event.AsyncResult[List[Any]]" = gevent.event.AsyncResult()
+        self._queue.append((commands, result))
+        self._flusher.wake()
+        # The flusher sets a list or an exception, never None.
+        return cast(List[Any], result.get())
 
     def close(self) -> None:
         if self._conn is not None:
