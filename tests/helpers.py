@@ -293,6 +293,30 @@ CLUSTER_CHANNELS_PER_MASTER = 4
 PUBLISH_ROUND = 0.1
 
 
+def redis_cluster(folder, **options):
+    """A started RedisClusterSet (``options`` as it takes them) for a module fixture to yield; stopped by the generator.
+
+    Sharded pub/sub needs Redis 7 and ``redis-cli``: without them the test
+    is skipped (failed under CI).
+    """
+    import shutil
+
+    from conftest import require
+    from servers import RedisClusterSet, redis_server_binary, redis_version
+
+    require(redis_server_binary() is not None and shutil.which("redis-cli") is not None, "redis-server and redis-cli are needed")
+    if redis_version() < (7,):
+        import pytest
+
+        pytest.skip(f"sharded pub/sub needs Redis 7, not {'.'.join(map(str, redis_version()))}")
+    cluster = RedisClusterSet(folder, **options)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 def channels_by_master(cluster, tag, per_master=CLUSTER_CHANNELS_PER_MASTER):
     """``per_master`` channel names per master port of a RedisClusterSet, found by the slot of their broadcast channel."""
     client = cluster.client()
@@ -338,31 +362,14 @@ class Publisher(threading.Thread):
             self.stopped.wait(self.every)
 
 
-async def open_sockets(server, names):
-    return {name: await async_connect(f"{server.ws}/ws/{name}?subscribe-broadcast&publish-broadcast&echo", open_timeout=10)
-            for name in names}
-
-
-async def read_all(sockets, received, closed):
-    async def read(name, ws):
-        try:
-            async for message in ws:
-                received[name].append((time.monotonic(), message))
-        except ConnectionClosed:
-            pass
-        closed.append(name)
-
-    return asyncio.gather(*(read(name, ws) for name, ws in sockets.items()))
-
-
-def figures(publisher, received, names, since, promoted_at):
+def figures(publisher, received, names, since, event_at):
     """Per socket: the longest silence after ``since`` (s), the latest delivery (s), the first delivery of a
-    publication sent after ``promoted_at`` (s after it); publications lost, duplicated."""
+    publication sent after ``event_at`` (s after it); publications lost, duplicated."""
     sent_at = {(name, message): at for name, message, at, ok in publisher.sent if ok}
     silence, latest, back, lost, duplicated = {}, {}, {}, {}, {}
     for name in names:
-        back[name] = min((at for at, message in received[name] if sent_at.get((name, message), 0) >= promoted_at),
-                         default=float("inf")) - promoted_at
+        back[name] = min((at for at, message in received[name] if sent_at.get((name, message), 0) >= event_at),
+                         default=float("inf")) - event_at
         times = [since, *(at for at, _ in received[name] if at >= since)]
         silence[name] = max((b - a for a, b in zip(times, times[1:], strict=False)), default=float("inf"))
         latest[name] = max((at - sent_at[(name, message)] for at, message in received[name] if (name, message) in sent_at),
@@ -371,6 +378,90 @@ def figures(publisher, received, names, since, promoted_at):
         lost[name] = [message for (n, message) in sent_at if n == name and message not in messages]
         duplicated[name] = len(messages) - len(set(messages))
     return silence, latest, back, lost, duplicated
+
+
+class ClusterTraffic:
+    """The cluster tests' load: a socket per channel (subscribe, publish, echo) with its reader, and a :class:`Publisher`.
+
+    ``await start()``; the fault; ``await stop_publishing()``; ``await
+    drain()`` (every accepted publication, then each client's own); then
+    ``check(since, event_at, moved)`` prints the figures per group and
+    asserts that no socket closed and nothing was lost or delivered twice;
+    ``await close()``.
+    """
+
+    def __init__(self, server, names):
+        self.server, self.names = server, list(names)
+        self.received = {name: [] for name in self.names}  # name -> [(received at, message)]
+        self.closed = []
+        self.publisher = Publisher(server, self.names)
+        self.sockets = {}
+        self.readers = None
+
+    async def start(self):
+        for name in self.names:
+            url = f"{self.server.ws}/ws/{name}?subscribe-broadcast&publish-broadcast&echo"
+            self.sockets[name] = await async_connect(url, open_timeout=10)
+        self.readers = asyncio.gather(*(self._read(name, ws) for name, ws in self.sockets.items()))
+        self.publisher.start()
+        await wait_until(lambda: all(self.received[name] for name in self.names), 10, "first round delivered")
+
+    async def _read(self, name, ws):
+        try:
+            async for message in ws:
+                self.received[name].append((time.monotonic(), message))
+        except ConnectionClosed:
+            pass
+        self.closed.append(name)
+
+    def got(self, name, message):
+        return any(m == message for _, m in self.received[name])
+
+    async def wait_flowing(self, names, after, what, timeout=20):
+        """Until every socket of ``names`` received something after ``after`` (``time.monotonic()``)."""
+        await wait_until(lambda: all(any(at > after for at, _ in self.received[name]) for name in names), timeout, what)
+
+    async def stop_publishing(self):
+        self.publisher.stopped.set()
+        await asyncio.to_thread(self.publisher.join, 10)
+        for reply, count in self.publisher.refusals.items():
+            print(f"  refused {count} times: {reply[:300]!r}")
+
+    async def drain(self):
+        """Wait for every accepted publication (those missing show in :meth:`check`), then for each client's own."""
+        accepted = {(name, message) for name, message, _, ok in self.publisher.sent if ok}
+        try:
+            await wait_until(lambda: accepted <= {(n, m) for n in self.names for _, m in self.received[n]} or bool(self.closed),
+                             10, "every accepted publication delivered")
+        except AssertionError:
+            pass  # check() says which were lost
+        # A client's own publication (the hub's command pipeline, routed by the current map) reaches it.
+        for name, ws in self.sockets.items():
+            await ws.send(f"client {name}")
+        await wait_until(lambda: all(self.got(name, f"client {name}") for name in self.names) or self.closed, 10,
+                         "the clients' publications")
+
+    def summary(self):
+        sent = self.publisher.sent
+        return f"{sum(ok for *_, ok in sent)} publications accepted, {sum(not ok for *_, ok in sent)} refused"
+
+    def check(self, since, event_at, moved):
+        """Print and return (silence, latest, back) per socket (:func:`figures`); no socket closed, none lost or twice."""
+        silence, latest, back, lost, duplicated = figures(self.publisher, self.received, self.names, since, event_at)
+        for label, group in (("moved", set(moved)), ("other", set(self.names) - set(moved))):
+            print(f"  {label}: longest silence {max(silence[n] for n in group):.2f} s, "
+                  f"latest delivery {max(latest[n] for n in group):.2f} s, "
+                  f"lost {sum(len(lost[n]) for n in group)}, duplicated {sum(duplicated[n] for n in group)}")
+        print(f"  moved: first delivery of a publication sent after the change {max(back[n] for n in moved):.2f} s after it")
+        assert not self.closed, f"sockets closed: {self.closed}"
+        assert not any(lost.values()), {name: got for name, got in lost.items() if got}
+        assert not any(duplicated.values()), duplicated
+        return silence, latest, back
+
+    async def close(self):
+        for ws in self.sockets.values():
+            await ws.close()
+        await self.readers
 
 
 async def wait_until(predicate, timeout, what):

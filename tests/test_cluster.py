@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import shutil
 import threading
 import time
 import urllib.parse
@@ -21,22 +20,15 @@ import pytest
 from websockets.asyncio.client import connect as async_connect
 from websockets.sync.client import connect
 
-from conftest import Http, require
-from helpers import recv, start, stats
-from servers import RedisClusterSet, redis_server_binary, redis_version
+from conftest import Http
+from helpers import recv, redis_cluster, start, stats
 
 CHANNELS = 1000
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    require(redis_server_binary() is not None and shutil.which("redis-cli") is not None, "redis-server and redis-cli are needed")
-    if redis_version() < (7,):
-        pytest.skip(f"sharded pub/sub needs Redis 7, not {'.'.join(map(str, redis_version()))}")
-    cluster = RedisClusterSet(tmp_path_factory.mktemp("cluster"), masters=3)
-    cluster.start()
-    yield cluster
-    cluster.stop()
+    yield from redis_cluster(tmp_path_factory.mktemp("cluster"), masters=3)
 
 
 @pytest.fixture(scope="module")

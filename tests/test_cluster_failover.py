@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import time
 import uuid
@@ -23,18 +22,7 @@ import uuid
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from conftest import require
-from helpers import (
-    Publisher,
-    assert_new_socket_works,
-    channels_by_master,
-    figures,
-    open_sockets,
-    read_all,
-    stats,
-    wait_until,
-)
-from servers import RedisClusterSet, redis_server_binary, redis_version
+from helpers import ClusterTraffic, assert_new_socket_works, channels_by_master, redis_cluster, stats
 
 #: Milliseconds of silence before the cluster takes a master for failed.
 NODE_TIMEOUT = 2000
@@ -42,13 +30,7 @@ NODE_TIMEOUT = 2000
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    require(redis_server_binary() is not None and shutil.which("redis-cli") is not None, "redis-server and redis-cli are needed")
-    if redis_version() < (7,):
-        pytest.skip(f"sharded pub/sub needs Redis 7, not {'.'.join(map(str, redis_version()))}")
-    cluster = RedisClusterSet(tmp_path_factory.mktemp("cluster-failover"), masters=3, replicas=1, node_timeout=NODE_TIMEOUT)
-    cluster.start()
-    yield cluster
-    cluster.stop()
+    yield from redis_cluster(tmp_path_factory.mktemp("cluster-failover"), masters=3, replicas=1, node_timeout=NODE_TIMEOUT)
 
 
 @pytest.fixture(scope="module")
@@ -77,14 +59,10 @@ async def run_failover(server, cluster, fail, *, moved_silence, other_silence, o
     names = [name for group in by_master.values() for name in group]
     victim = sorted(by_master)[0]
     moved = set(by_master[victim])
-    sockets = await open_sockets(server, names)
-    received = {name: [] for name in names}
-    closed = []
-    readers = await read_all(sockets, received, closed)
-    publisher = Publisher(server, names)
-    publisher.start()
+    others = set(names) - moved
+    traffic = ClusterTraffic(server, names)
+    await traffic.start()
     try:
-        await wait_until(lambda: all(received[name] for name in names), 10, "first round delivered")
         await asyncio.sleep(1)  # steady state: the hub's first readings of the slot map are over
         healed = (await asyncio.to_thread(stats, server))["metrics"]["history_healed"]
         failed_at = time.monotonic()
@@ -92,62 +70,32 @@ async def run_failover(server, cluster, fail, *, moved_silence, other_silence, o
         if publish_during:
             await asyncio.sleep(1)
             assert not failing.done(), "the failover was over before the clients published"
-            for name in set(names) - moved:
-                await sockets[name].send(f"during {name}")
+            for name in others:
+                await traffic.sockets[name].send(f"during {name}")
             # A new socket is accepted on a live master's channel, refused on the dead one's.
-            await asyncio.to_thread(assert_new_socket_works, server, sorted(set(names) - moved)[0])
+            await asyncio.to_thread(assert_new_socket_works, server, sorted(others)[0])
             with pytest.raises((InvalidStatus, ConnectionClosed)):
                 await asyncio.to_thread(assert_new_socket_works, server, sorted(moved)[0])
             assert not failing.done(), "the failover was over before the new sockets were tried"
         promoted = await failing
         promoted_at = time.monotonic()
         # Messages flow again on the moved slots: something published after the promotion arrived.
-        await wait_until(lambda: all(any(at > promoted_at + 0.5 for at, _ in received[name]) for name in moved), 20,
-                         "messages on the promoted master's channels")
+        await traffic.wait_flowing(moved, promoted_at + 0.5, "messages on the promoted master's channels")
         await asyncio.sleep(1)
     finally:
-        publisher.stopped.set()
-        await asyncio.to_thread(publisher.join, 10)
-        for reply, count in publisher.refusals.items():
-            print(f"  refused {count} times: {reply[:300]!r}")
-    accepted = {(name, message) for name, message, _, ok in publisher.sent if ok}
-
-    def all_delivered():
-        got = {(name, message) for name in names for _, message in received[name]}
-        return accepted <= got or bool(closed)
-
-    try:
-        await wait_until(all_delivered, 10, "every accepted publication delivered")
-    except AssertionError:
-        pass  # the figures below say which were lost
-    # A client's own publication (the hub's command pipeline to the new master) reaches it, on every master.
-    for name, ws in sockets.items():
-        await ws.send(f"client {name}")
-    await wait_until(lambda: all(any(m == f"client {name}" for _, m in received[name]) for name in names) or closed, 10,
-                     "the clients' publications")
+        await traffic.stop_publishing()
+    await traffic.drain()
     if publish_during:
-        assert all(any(m == f"during {name}" for _, m in received[name]) for name in set(names) - moved), "publications during"
+        assert all(traffic.got(name, f"during {name}") for name in others), "publications during"
     healed = (await asyncio.to_thread(stats, server))["metrics"]["history_healed"] - healed
-    silence, latest, back, lost, duplicated = figures(publisher, received, names, failed_at, promoted_at)
     print(f"\nfailover of {victim} to {promoted}: promoted after {promoted_at - failed_at:.2f} s; "
-          f"{sum(ok for *_, ok in publisher.sent)} publications accepted, "
-          f"{sum(not ok for *_, ok in publisher.sent)} refused, {healed} delivered from history by the gap healing")
-    for label, group in (("moved", moved), ("other", set(names) - moved)):
-        print(f"  {label}: longest silence {max(silence[n] for n in group):.2f} s, "
-              f"latest delivery {max(latest[n] for n in group):.2f} s, "
-              f"lost {sum(len(lost[n]) for n in group)}, duplicated {sum(duplicated[n] for n in group)}")
-    print(f"  moved: first delivery of a publication sent after the promotion {max(back[n] for n in moved):.2f} s after it")
-    assert not closed, f"sockets closed: {closed}"
-    assert not any(lost.values()), {name: got for name, got in lost.items() if got}
-    assert not any(duplicated.values()), duplicated
-    others = set(names) - moved
+          f"{traffic.summary()}, {healed} delivered from history by the gap healing")
+    silence, latest, back = traffic.check(failed_at, promoted_at, moved)
     assert moved_silence is None or max(silence[n] for n in moved) < moved_silence, silence
     assert other_silence is None or max(silence[n] for n in others) < other_silence, silence
     assert max(latest[n] for n in others) < other_latency, latest
     assert max(back[n] for n in moved) < back_after, back
-    for ws in sockets.values():
-        await ws.close()
-    await readers
+    await traffic.close()
     return promoted, by_master[victim]
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 import urllib.parse
 import uuid
@@ -26,9 +25,7 @@ import uuid
 import pytest
 from websockets.sync.client import connect
 
-from conftest import require
-from helpers import Publisher, assert_new_socket_works, channels_by_master, figures, open_sockets, read_all, recv, stats, wait_until
-from servers import RedisClusterSet, redis_server_binary, redis_version
+from helpers import ClusterTraffic, assert_new_socket_works, channels_by_master, recv, redis_cluster, stats
 
 #: Channels per master (of ``channels_by_master``) whose slots are moved; the others stay.
 MOVED = 3
@@ -38,13 +35,7 @@ PAUSE = 0.5
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    require(redis_server_binary() is not None and shutil.which("redis-cli") is not None, "redis-server and redis-cli are needed")
-    if redis_version() < (7,):
-        pytest.skip(f"sharded pub/sub needs Redis 7, not {'.'.join(map(str, redis_version()))}")
-    cluster = RedisClusterSet(tmp_path_factory.mktemp("cluster-reshard"), masters=3)
-    cluster.start()
-    yield cluster
-    cluster.stop()
+    yield from redis_cluster(tmp_path_factory.mktemp("cluster-reshard"), masters=3)
 
 
 @pytest.fixture(scope="module")
@@ -112,14 +103,9 @@ def test_slots_moved_between_live_masters_keep_sockets_open_and_every_message_de
     slots = sorted({key_slot(f"broadcast:{name}".encode()) for name in moved})
 
     async def run():
-        sockets = await open_sockets(server, names)
-        received = {name: [] for name in names}
-        closed = []
-        readers = await read_all(sockets, received, closed)
-        publisher = Publisher(server, names)
-        publisher.start()
+        traffic = ClusterTraffic(server, names)
+        await traffic.start()
         try:
-            await wait_until(lambda: all(received[name] for name in names), 10, "first round delivered")
             await asyncio.sleep(1)  # steady state
             position = await asyncio.to_thread(recovery_position, server, moved[0])
             position_at = time.monotonic()
@@ -130,50 +116,25 @@ def test_slots_moved_between_live_masters_keep_sockets_open_and_every_message_de
                 moving = asyncio.ensure_future(asyncio.to_thread(move_slot, cluster, slot, source, target, PAUSE))
                 await asyncio.sleep(PAUSE / 2)
                 for name in moved:  # the sockets publish while the slot is migrating
-                    await sockets[name].send(f"during {name} {slot}")
+                    await traffic.sockets[name].send(f"during {name} {slot}")
                 keys += await moving
             done = time.monotonic()
             assert all(cluster.client().get_node_from_key(f"broadcast:{name}").port == target for name in moved)
-            await wait_until(lambda: all(any(at > done + 0.5 for at, _ in received[name]) for name in moved), 20,
-                             "messages on the moved channels")
+            await traffic.wait_flowing(moved, done + 0.5, "messages on the moved channels")
             await asyncio.sleep(1)
         finally:
-            publisher.stopped.set()
-            await asyncio.to_thread(publisher.join, 10)
-            for reply, count in publisher.refusals.items():
-                print(f"  refused {count} times: {reply[:300]!r}")
-        accepted = {(name, message) for name, message, _, ok in publisher.sent if ok}
-        try:
-            await wait_until(lambda: accepted <= {(n, m) for n in names for _, m in received[n]} or bool(closed), 10,
-                             "every accepted publication delivered")
-        except AssertionError:
-            pass  # the figures below say which were lost
-        # A client's own publication (the hub's command pipeline, routed by the new map) reaches it, on every channel.
-        for name, ws in sockets.items():
-            await ws.send(f"client {name}")
-        await wait_until(lambda: all(any(m == f"client {name}" for _, m in received[name]) for name in names) or closed, 10,
-                         "the clients' publications")
+            await traffic.stop_publishing()
+        await traffic.drain()
         healed = (await asyncio.to_thread(stats, server))["metrics"]["history_healed"] - healed
-        silence, latest, back, lost, duplicated = figures(publisher, received, names, started, done)
         print(f"\nresharding of {len(slots)} slots ({keys} keys) from {source} to {target}: {done - started:.2f} s; "
-              f"{sum(ok for *_, ok in publisher.sent)} publications accepted, "
-              f"{sum(not ok for *_, ok in publisher.sent)} refused, {healed} delivered from history by the gap healing")
-        for label, group in (("moved", set(moved)), ("other", set(names) - set(moved))):
-            print(f"  {label}: longest silence {max(silence[n] for n in group):.2f} s, "
-                  f"latest delivery {max(latest[n] for n in group):.2f} s, "
-                  f"lost {sum(len(lost[n]) for n in group)}, duplicated {sum(duplicated[n] for n in group)}")
-        print(f"  moved: first delivery of a publication sent after the move {max(back[n] for n in moved):.2f} s after it")
-        assert not closed, f"sockets closed: {closed}"
-        assert not any(lost.values()), {name: got for name, got in lost.items() if got}
-        assert not any(duplicated.values()), duplicated
+              f"{traffic.summary()}, {healed} delivered from history by the gap healing")
+        silence, latest, back = traffic.check(started, done, moved)
         assert max(back[n] for n in moved) < 1.5, back
         assert max(silence[n] for n in names) < 2.0, silence
         assert max(latest[n] for n in names) < 2.0, latest
-        for ws in sockets.values():
-            await ws.close()
-        await readers
-        assert all(any(m == f"during {name} {slot}" for _, m in received[name]) for name in moved for slot in slots)
-        return publisher, position, position_at
+        await traffic.close()
+        assert all(traffic.got(name, f"during {name} {slot}") for name in moved for slot in slots)
+        return traffic.publisher, position, position_at
 
     publisher, position, position_at = asyncio.run(run())
     # A new socket on a moved channel is accepted, gets what is published, and recovers from the history that moved.
