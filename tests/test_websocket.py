@@ -180,14 +180,20 @@ def test_client_that_pings_and_never_reads_is_closed_with_1013(hub, settings):
     assert struct.unpack("!H", frames[-1][1][:2])[0] == CloseCode.TRY_AGAIN_LATER
 
 
-def test_connection_reset_by_the_peer_detaches_the_socket(hub, settings):
-    """A TCP reset (a browser killed, a NAT dropping state) ends the socket like an end of stream."""
+def tcp_pair():
+    """A connected (server, client) pair of gevent TCP sockets on loopback: unlike a socketpair, it can be reset."""
     listening = gevent.socket.socket()
     listening.bind(("127.0.0.1", 0))
     listening.listen(1)
     client_sock = gevent.socket.create_connection(listening.getsockname())
     server_sock, _ = listening.accept()
     listening.close()
+    return server_sock, client_sock
+
+
+def test_connection_reset_by_the_peer_detaches_the_socket(hub, settings):
+    """A TCP reset (a browser killed, a NAT dropping state) ends the socket like an end of stream."""
+    server_sock, client_sock = tcp_pair()
     ws = WebSocket(Bridge(settings, subscriptions=[channel()]), hub, "reset")
     ws.open(SocketTransport(server_sock), hub.attach(ws, list(ws.bridge.subscriptions)))
     client_sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -218,12 +224,7 @@ def test_internal_error_while_reading_closes_with_1011_and_is_logged(hub, settin
 def test_peer_that_resets_while_its_backlog_is_written_is_detached(hub, settings, redis_server):
     """A reset while the writer greenlet has a backlog (seen by the reader or the writer, whichever comes first):
     the socket ends, the writer with it, and nothing is left queued."""
-    listening = gevent.socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    listening.listen(1)
-    client_sock = gevent.socket.create_connection(listening.getsockname())
-    server_sock, _ = listening.accept()
-    listening.close()
+    server_sock, client_sock = tcp_pair()
     for sock in (server_sock, client_sock):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
