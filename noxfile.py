@@ -29,7 +29,7 @@ DJANGOS = ["4.2", "5.2"]
 SERVER_TESTS = ["test_protocol", "test_runserver", "test_shutdown", "test_browser", "test_autobahn", "test_hub",
                 "test_readme", "test_demo", "test_example_chat", "test_limits", "test_middleware", "test_bench",
                 "test_recovery", "test_cluster", "test_cluster_failover", "test_cluster_reshard", "test_browser_recovery",
-                "test_serve"]
+                "test_serve", "test_history_isolation"]
 
 nox.options.sessions = ["fast"]
 nox.options.error_on_missing_interpreters = True

@@ -49,7 +49,7 @@ def test_other_version_is_refused_426_naming_13():
     assert refused.status == HTTPStatus.UPGRADE_REQUIRED and ("Sec-WebSocket-Version", "13") in refused.headers
 
 
-@pytest.mark.parametrize("path", ["/ws/", "/ws/a:b", "/ws/a%20b", "/ws/" + "f" * 256])
+@pytest.mark.parametrize("path", ["/ws/", "/ws/a:b", "/ws/a%20b", "/ws/" + "f" * 256, "/ws/%7Bx%7D", "/ws/a{x}b"])
 def test_bad_facility_is_refused_400(path):
     assert refusal(request(path=path)).status == HTTPStatus.BAD_REQUEST
 

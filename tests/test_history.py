@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from ws4redis_mw import frames
 from ws4redis_mw.bridge import Bridge, Send
@@ -62,9 +64,27 @@ def test_history_keys_share_the_channels_cluster_slot():
     from redis.crc import key_slot
 
     # (A channel hashed whole that holds a "}" can share its slot with no other key.)
-    for channel in ("site:broadcast:news", "user:bob:news", "broadcast:a{b}c", "broadcast:a{{b}"):
+    for channel in ("site:broadcast:news", "user:bob:news", "broadcast:a{b}c", "broadcast:a{{b}", "site:group:{x}:news",
+                    "site:user:\u00e5lice{x}:news", "user:a{b:news"):
         for key in (stream_key(channel, "site"), meta_key(channel, "site")):
             assert key_slot(key.encode()) == key_slot(channel.encode()), (channel, key)
+
+
+def test_channels_sharing_a_hash_tag_get_keys_of_their_own():
+    # Before, each of these was history:{x}: one stream for a user, a group and a broadcast.
+    channels = ["site:user:{x}:news", "site:group:{x}:news", "site:group:a{x}b:news", "site:user:b{x}:news",
+                "site:broadcast:news", "site:user:a}b:news", "site:user:a%7Db:news"]
+    keys = [stream_key(channel, "site") for channel in channels]
+    assert len(set(keys)) == len(channels), keys
+    assert all(key.startswith("site:history:{") for key in keys)
+    assert len({meta_key(channel, "site") for channel in channels} | set(keys)) == 2 * len(channels)
+
+
+@hypothesis.given(st.text(min_size=1), st.text(min_size=1))
+def test_two_channels_never_share_a_history_key(one, other):
+    hypothesis.assume(one != other)
+    assert stream_key("site:" + one, "site") != stream_key("site:" + other, "site")
+    assert meta_key("site:" + one, "site") != meta_key("site:" + other, "site")
 
 
 def test_client_names_never_show_a_session_key_or_a_user_name():

@@ -92,12 +92,13 @@ def test_fetch_message_prefers_session_then_user_then_group_then_broadcast(redis
     assert publisher.fetch_message(request, facility, audience="broadcast") == b"b"
 
 
-def test_facility_with_colon_is_refused_by_the_publisher(redis):
+@pytest.mark.parametrize("facility", ["a:b", "{x}", "a{x}b"])
+def test_facility_with_colon_or_braces_is_refused_by_the_publisher(redis, facility):
     from ws4redis_mw import RedisPublisher
     from ws4redis_mw.channels import InvalidFacility
 
     with pytest.raises(InvalidFacility):
-        RedisPublisher(facility="a:b", broadcast=True)
+        RedisPublisher(facility=facility, broadcast=True)
 
 
 def test_redis_message_filters_heartbeat_and_non_messages(django_setup):

@@ -43,6 +43,13 @@ def test_websocket_url_must_start_and_end_with_a_slash(django_settings, url):
         load()
 
 
+def test_a_prefix_with_braces_is_refused_at_startup_naming_the_setting(django_settings):
+    with django_settings(WS4REDIS_PREFIX="{site}"), pytest.raises(SettingsError, match="WS4REDIS_PREFIX"):
+        load()
+    with pytest.raises(ValueError, match="hash tag"):
+        Settings(prefix="{site}")
+
+
 def test_a_value_that_cannot_be_converted_names_its_setting(django_settings):
     with django_settings(WS4REDIS_MAX_MESSAGE_SIZE="big"), pytest.raises(SettingsError, match="WS4REDIS_MAX_MESSAGE_SIZE"):
         load()

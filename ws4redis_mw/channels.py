@@ -11,7 +11,11 @@ ws4redis_mw sockets can share one Redis during a migration::
 The same key names the pub/sub channel and the string that keeps the last
 message of that channel.  A facility may not contain ``:`` (nor whitespace or
 control characters): otherwise ``user:a:b`` could be reached both as user
-``a`` on facility ``b`` and through a facility named ``a:b``.
+``a`` on facility ``b`` and through a facility named ``a:b``.  Nor may it, or
+the prefix, contain ``{`` or ``}``: those choose a key's Redis Cluster hash
+tag, which the library places itself (:mod:`ws4redis_mw.history`), and a
+facility named ``a}b`` would leave a channel that no other key can share a
+slot with.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ __all__ = [
     "MAX_FACILITY_LENGTH",
     "InvalidFacility",
     "validate_facility",
+    "validate_prefix",
     "channel_name",
 ]
 
@@ -50,9 +55,19 @@ def validate_facility(facility: str) -> str:
     for char in facility:
         if char == ":":
             raise InvalidFacility("the facility name contains ':'")
+        if char in "{}":
+            raise InvalidFacility("the facility name contains '{' or '}'")
         if char.isspace() or unicodedata.category(char)[0] == "C":
             raise InvalidFacility("the facility name contains whitespace or a control character")
     return facility
+
+
+def validate_prefix(prefix: Optional[str]) -> Optional[str]:
+    """Return ``prefix`` (``WS4REDIS_PREFIX``) if every key may start with it, else raise ``ValueError``."""
+    if prefix and ("{" in prefix or "}" in prefix):
+        raise ValueError(f"{prefix!r} contains '{{' or '}}': the Redis Cluster hash tag of each key is placed "
+                         "by ws4redis_mw (a tag in the prefix would put every channel of the site in one slot)")
+    return prefix
 
 
 def key_prefix(prefix: Optional[str]) -> str:

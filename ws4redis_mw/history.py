@@ -161,19 +161,41 @@ def hash_tag(channel: str) -> str:
     return channel[start + 1:end] if end > start + 1 else channel
 
 
-def stream_key(channel: str, prefix: Optional[str]) -> str:
-    """The stream of ``channel``'s publications: ``{prefix:}history:{<channel>}``.
+def _escape_braces(text: str) -> str:
+    """``text`` without ``{`` or ``}``, reversibly (``%`` is escaped too, so two texts never meet)."""
+    return text.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
 
-    The ``{...}`` hash tag puts it in the channel's own slot under Redis Cluster.
+
+def _history_key(kind: str, channel: str, prefix: Optional[str]) -> str:
+    """``{prefix:}<kind>:{<channel>}``: one key per whole channel name, in the channel's Cluster slot.
+
+    The whole channel is in the key, so two channels never share a stream,
+    whatever braces a facility, a user or a group name holds.  A channel
+    without braces is its own hash tag (the layout before braces were
+    handled, unchanged).  A channel with braces keeps its own ``{tag}`` (the
+    key must share its slot for the publish script under Redis Cluster) and
+    is named after the tag, escaped, so the braces it holds cannot close the
+    tag early.  A channel whose braces form no tag hashes whole; no key can
+    share that slot, so under Cluster such a channel cannot have history
+    (docs/operations.md): under a single Redis it works like any other.
     """
     start, _ = _split(channel, prefix)
-    return f"{start}history:{{{hash_tag(channel)}}}"
+    if "{" not in channel and "}" not in channel:
+        return f"{start}{kind}:{{{channel}}}"
+    tag = hash_tag(channel)
+    if "}" in tag:
+        tag = _escape_braces(tag)
+    return f"{start}{kind}:{{{tag}}}:{_escape_braces(channel)}"
+
+
+def stream_key(channel: str, prefix: Optional[str]) -> str:
+    """The stream of ``channel``'s publications: ``{prefix:}history:{<channel>}`` (see :func:`_history_key`)."""
+    return _history_key("history", channel, prefix)
 
 
 def meta_key(channel: str, prefix: Optional[str]) -> str:
     """The hash of ``channel``'s epoch and last offset: ``{prefix:}history-meta:{<channel>}``, in the channel's slot."""
-    start, _ = _split(channel, prefix)
-    return f"{start}history-meta:{{{hash_tag(channel)}}}"
+    return _history_key("history-meta", channel, prefix)
 
 
 #: KEYS: stream, meta hash, channel (the kept message's key).  ARGV: payload,

@@ -23,6 +23,8 @@ import functools
 from importlib import import_module
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union, cast
 
+from .channels import validate_prefix
+
 __all__ = ["Settings", "load", "process_settings", "import_string_or_callable", "SettingsError"]
 
 
@@ -132,6 +134,9 @@ class Settings:
     #: missed than this is "not recovered".
     max_recover: int = 300
 
+    def __post_init__(self) -> None:
+        validate_prefix(self.prefix)  # also for a Settings made in code, not read from Django
+
 
 _OPTIONAL_FLOAT = "optional float"
 _OPTIONAL_INT = "optional int"
@@ -142,7 +147,7 @@ SOURCES: Dict[str, Tuple[str, Any]] = {
     "websocket_url": ("WEBSOCKET_URL", str),
     "connection": ("WS4REDIS_CONNECTION", None),
     "expire": ("WS4REDIS_EXPIRE", lambda value: int(value or 0)),
-    "prefix": ("WS4REDIS_PREFIX", None),
+    "prefix": ("WS4REDIS_PREFIX", "prefix"),
     "heartbeat": ("WS4REDIS_HEARTBEAT", None),
     "heartbeat_interval": ("WS4REDIS_HEARTBEAT_INTERVAL", float),
     "subscriber": ("WS4REDIS_SUBSCRIBER", None),
@@ -187,6 +192,8 @@ def _convert(conversion: Any, value: Any) -> Any:
 
             config_from_setting(value)  # raises ValueError if unusable
         return value
+    if conversion == "prefix":
+        return validate_prefix(value)
     if conversion == _POSITIVE_SECONDS:
         if not float(value) > 0:
             raise ValueError(f"must be a number of seconds above 0, not {value!r}")
