@@ -58,6 +58,32 @@ def test_publish_without_history_sends_the_raw_payload(redis):
     assert not redis.exists(f"history:{{broadcast:{facility}}}")
 
 
+def commands(redis, name: str) -> int:
+    return int(redis.info("commandstats").get(f"cmdstat_{name}", {}).get("calls", 0))
+
+
+@pytest.mark.parametrize("transaction", [True, False])
+def test_pipeline_publish_message_reaches_every_user_with_history_as_ws4redis_did(redis, transaction):
+    from ws4redis_mw import RedisMessage, RedisPublisher
+
+    facility, users = name(), [f"u{i}" for i in range(10)]
+    pubsub = redis.pubsub()
+    pubsub.subscribe(*(f"user:{user}:{facility}" for user in users))
+    for _ in users:
+        pubsub.get_message(timeout=1)
+    before = commands(redis, "exec")
+    RedisPublisher(facility=facility, users=users).pipeline_publish_message(RedisMessage("Hello"), 10, transaction=transaction)
+    assert commands(redis, "exec") - before == (1 if transaction else 0)
+    got = {}
+    while len(got) < len(users):
+        message = pubsub.get_message(timeout=2)
+        assert message is not None, got
+        if message["type"] == "message":
+            got[message["channel"].decode()] = parse_published(message["data"])[1:]
+    assert got == {f"user:{user}:{facility}": (1, b"Hello") for user in users}
+    assert all(redis.get(f"user:{user}:{facility}") == b"Hello" for user in users)
+
+
 def test_expire_zero_publishes_without_keeping(redis):
     from ws4redis_mw import RedisMessage, RedisPublisher
 

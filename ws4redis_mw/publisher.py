@@ -1,7 +1,8 @@
 """The publisher Django code calls: ``RedisPublisher(facility=..., broadcast=True)``.
 
 Same API as ws4redis.publisher: the constructor names an audience, and
-:meth:`RedisPublisher.publish_message` sends a :class:`RedisMessage` to it;
+:meth:`RedisPublisher.publish_message` (or ws4redis' ``pipeline_publish_message``,
+all or nothing) sends a :class:`RedisMessage` to it;
 :meth:`RedisPublisher.fetch_message` reads back the kept message of a channel.
 It uses the process's ordinary redis-py client, so it works from any view,
 thread or task.
@@ -52,10 +53,10 @@ class RedisPublisher(RedisStore):
                          settings=settings)
         self._publishers = set(self._get_message_channels(**kwargs))
 
-    def publish_message(self, message: RedisMessage, expire: Optional[int] = None) -> None:
-        """Publish ``message`` and keep it; raises :class:`~ws4redis_mw.RedisUnavailable` if Redis cannot be reached in time."""
+    def _publish(self, message: RedisMessage, expire: Optional[int], transaction: bool) -> None:
+        """Publish and keep ``message``; raises :class:`~ws4redis_mw.RedisUnavailable` if Redis cannot be reached in time."""
         try:
-            super().publish_message(message, expire)
+            super()._publish(message, expire, transaction)
         except _UNAVAILABLE as exc:
             METRICS.publish_failures["django"] += 1
             _reread_slot_map(self._connection)

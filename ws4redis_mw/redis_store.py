@@ -135,10 +135,23 @@ class RedisStore:
         return _channels.key_prefix(process_settings().prefix)
 
     def publish_message(self, message: RedisMessage, expire: Optional[int] = None) -> None:
-        """Publish ``message`` to this store's channels and keep it ``expire`` seconds.
+        """Publish ``message`` to this store's channels and keep it ``expire`` seconds, in one round trip.
 
         ``expire`` defaults to ``WS4REDIS_EXPIRE``; 0 keeps nothing.
         """
+        self._publish(message, expire, transaction=False)
+
+    def pipeline_publish_message(self, message: RedisMessage, expire: Optional[int] = None, transaction: bool = True) -> None:
+        """ws4redis' pipelined :meth:`publish_message`: the same one round trip, optionally as one transaction.
+
+        ``transaction=True`` (ws4redis' default) wraps the commands in
+        ``MULTI``/``EXEC``: Redis runs them together, no other client's command
+        in between (it does not undo one that fails).  Under Redis Cluster,
+        where the channels live on several masters, it is ignored.
+        """
+        self._publish(message, expire, transaction=transaction and not self._sharded)
+
+    def _publish(self, message: RedisMessage, expire: Optional[int], transaction: bool) -> None:
         if expire is None:
             expire = self._expire
         if not isinstance(message, RedisMessage):
@@ -146,7 +159,7 @@ class RedisStore:
         if not self._publishers:
             return
         policy = history.policy_for(self.settings)
-        pipe = self._connection.pipeline(transaction=False)
+        pipe = self._connection.pipeline(transaction=transaction)
         for channel in self._publishers:
             config = policy.for_channel(channel) if policy.enabled else None
             if config is not None:
