@@ -215,12 +215,17 @@ def test_forbidden_channel_is_refused_403(server, connect):
     assert "subscribe-broadcast" not in body  # what the client sent is logged, never echoed
 
 
+def test_permission_denied_from_the_channels_hook_is_refused_403(server, connect):
+    body = assert_refused(server, connect, "/ws/denied?subscribe-broadcast", 403, 1008)
+    assert "Traceback" not in body and "not for you" not in body
+
+
 def test_failing_hook_gives_500_or_1011_and_no_traceback(server, connect):
     body = assert_refused(server, connect, "/ws/explode?subscribe-broadcast", 500, 1011)
     assert "Traceback" not in body and "RuntimeError" not in body
 
 
-@pytest.mark.parametrize("bad", ["", "a:b", "a%20b", "a%09b", "x" * 256, "a%00b"])
+@pytest.mark.parametrize("bad", ["", "a:b", "a%20b", "a%09b", "x" * 256, "a%00b", "%7Bx%7D"])
 def test_bad_facility_name_is_refused_400(server, connect, bad):
     body = assert_refused(server, connect, f"/ws/{bad}?subscribe-broadcast", 400, 1008)
     # nginx answers an encoded NUL in the path with its own 400 page; the request never reaches us.

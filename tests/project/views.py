@@ -84,9 +84,14 @@ def stats(request):
 
 
 def allowed_channels(request, channels):
-    """Users must be logged in for user, group or session channels; 'forbidden' refuses all, 'explode' raises."""
+    """Users must be logged in for user, group or session channels; 'forbidden' refuses all, 'denied' raises
+    PermissionDenied (as ws4redis documents), 'explode' raises."""
     if request.path_info.endswith("/forbidden"):
         return []
+    if request.path_info.endswith("/denied"):
+        from django.core.exceptions import PermissionDenied
+
+        raise PermissionDenied("not for you")
     if request.path_info.endswith("/explode"):
         raise RuntimeError("a broken WS4REDIS_ALLOWED_CHANNELS hook")
     if not request.user.is_authenticated:
