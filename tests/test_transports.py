@@ -13,9 +13,11 @@ in tests/servers.py and run the whole protocol suite.
 from __future__ import annotations
 
 import shutil
+import socket
 import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -99,3 +101,41 @@ def test_uwsgi_websockets_hold_no_async_core(redis_server, django_setup, workdir
             ws.close()
     finally:
         server.stop()
+
+
+def test_refusals_under_wsgiref_are_valid_responses_not_500():
+    """wsgiref (Django's LiveServerTestCase, plain runserver) forbids hop-by-hop headers: a 426 must not become a 500."""
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from ws4redis_mw.middleware import WebSocketMiddleware
+    from ws4redis_mw.settings import Settings
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    def page(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"page"]
+
+    server = make_server("127.0.0.1", 0, WebSocketMiddleware(page, settings=Settings(history=None)), handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with urllib.request.urlopen(base + "/page", timeout=5) as response:
+            assert response.read() == b"page"
+        with pytest.raises(urllib.error.HTTPError) as plain:
+            urllib.request.urlopen(base + "/ws/chat", timeout=5)
+        assert plain.value.code == 426
+        # wsgiref answers in HTTP/1.0, which websocket clients do not read: the status line is enough.
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=5) as sock:
+            sock.sendall(b"GET /ws/chat?subscribe-broadcast HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+            assert sock.recv(4096).split(b"\r\n")[0].split(b" ")[1] == b"501"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

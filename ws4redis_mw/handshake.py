@@ -24,6 +24,7 @@ import logging
 from http import HTTPStatus
 from typing import List, Optional, Tuple
 
+from werkzeug.http import is_hop_by_hop_header
 from werkzeug.wrappers import Request, Response
 
 from .channels import InvalidFacility, validate_facility
@@ -65,8 +66,14 @@ class Refusal(Exception):
     def close_code(self) -> CloseCode:
         return _CLOSE_CODES.get(self.status, CloseCode.INTERNAL_ERROR)
 
-    def response(self) -> Response:
-        headers = list(self.headers)
+    def response(self, hop_by_hop: bool = True) -> Response:
+        """The refusal as a werkzeug response; ``hop_by_hop=False`` leaves out ``Upgrade`` and ``Connection``.
+
+        A server that is not ours to upgrade (wsgiref: Django's test server,
+        ``runserver`` without this app first) refuses an application's
+        hop-by-hop headers with an error, which would turn a 426 into a 500.
+        """
+        headers = [(name, value) for name, value in self.headers if hop_by_hop or not is_hop_by_hop_header(name)]
         if self.status in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.TOO_MANY_REQUESTS):
             headers.append(("Retry-After", "5"))
         headers.append(("X-Content-Type-Options", "nosniff"))

@@ -193,7 +193,7 @@ class WebSocketMiddleware:
     ) -> Iterable[bytes]:
         events.refused(environ, refusal.status, refusal.reason, refusal.logged)
         if not upgraded:
-            return refusal.response()(environ, start_response)
+            return refusal.response(hop_by_hop=transports.server_kind(environ) is not None)(environ, start_response)
         # The server already sent the 101: say it with a close frame instead.
         transport = transports.accept(environ, start_response, [])
         try:
