@@ -7,6 +7,7 @@ client and channel counts belong to that server alone.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 
@@ -188,22 +189,57 @@ def test_open_sockets_hold_no_database_connection(own_redis, django_setup, workd
         server.stop()
 
 
-@pytest.mark.parametrize("mode_name", ["pywsgi", "runserver"])
-def test_redis_over_a_unix_socket_url(mode_name, tmp_path, django_setup, workdir):
-    """``unix://`` in WS4REDIS_CONNECTION; runserver is not monkey-patched, so this is the hub's own gevent socket."""
+def _echo_and_publish_through(mode_name: str, connection: str, workdir) -> None:
+    """A client's echo and a view's publication both travel over WS4REDIS_CONNECTION ``connection``."""
     from websockets.sync.client import connect
 
+    from conftest import Http
+
+    server = start_server(MODES[mode_name], connection, workdir, {"WS4REDIS_TEST_HEARTBEAT": ""})
+    try:
+        ws = connect(f"{server.ws}/ws/conn?subscribe-broadcast&publish-broadcast&echo", open_timeout=5)
+        ws.send("from the client")
+        assert ws.recv(timeout=5) == "from the client"
+        Http(server.http).publish("conn", "from a view", broadcast=True)
+        assert ws.recv(timeout=5) == "from a view"
+        ws.close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("form", ["url", "ws4redis dict"])
+@pytest.mark.parametrize("mode_name", ["pywsgi", "runserver"])
+def test_redis_over_a_unix_socket(mode_name, form, tmp_path, django_setup, workdir):
+    """``unix://`` or ws4redis' ``{"unix_socket_path": ...}``; runserver is not monkey-patched, so this is the hub's own gevent socket."""
     redis = RedisServer(tmp_path, unix_socket=True)
     redis.start()
     try:
-        server = start_server(MODES[mode_name], redis.unix_url, workdir, {"WS4REDIS_TEST_HEARTBEAT": ""})
-        try:
-            ws = connect(f"{server.ws}/ws/unix?subscribe-broadcast&publish-broadcast&echo", open_timeout=5)
-            ws.send("over a unix socket")
-            assert ws.recv(timeout=5) == "over a unix socket"
-            ws.close()
-        finally:
-            server.stop()
+        connection = redis.unix_url if form == "url" else json.dumps({"unix_socket_path": str(redis.unix_path), "db": 0})
+        _echo_and_publish_through(mode_name, connection, workdir)
+    finally:
+        redis.stop()
+
+
+def test_redis_over_tls_with_ws4redis_ssl_options(tmp_path, django_setup, workdir):
+    """ws4redis' ``{"ssl": True, "ssl_ca_certs": ...}`` dict: the hub and the publisher speak TLS to a redis-server's tls-port."""
+    import shutil
+    import subprocess
+
+    from conftest import require
+
+    require(shutil.which("openssl") is not None, "openssl is not installed (apt-get install openssl)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
+    redis = RedisServer(tmp_path)
+    # The TLS port is the one the fixture waits for; the plain port is closed.
+    redis.extra_args = ("--port", "0", "--tls-port", str(redis.port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+                        "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no")
+    redis.start()
+    try:
+        connection = json.dumps({"host": "localhost", "port": redis.port, "db": 0, "password": None, "ssl": True,
+                                 "ssl_cert_reqs": "required", "ssl_ca_certs": str(cert)})
+        _echo_and_publish_through("pywsgi", connection, workdir)
     finally:
         redis.stop()
 

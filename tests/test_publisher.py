@@ -174,6 +174,22 @@ def test_connection_setting_accepts_a_url_or_a_dict():
     assert connection_kwargs({"host": "h", "port": 1, "db": 0, "password": None}) == {"host": "h", "port": 1, "db": 0, "password": None}
 
 
+def test_ws4redis_connection_dicts_become_redis_py_connection_arguments():
+    from redis.connection import SSLConnection, UnixDomainSocketConnection
+
+    from ws4redis_mw.connection import connection_kwargs
+
+    unix = connection_kwargs({"host": "localhost", "port": 6379, "unix_socket_path": "/run/r.sock", "db": 2, "password": "pw",
+                              "username": "u"})
+    assert unix == {"path": "/run/r.sock", "db": 2, "password": "pw", "username": "u", "connection_class": UnixDomainSocketConnection}
+    tls = connection_kwargs({"host": "h", "port": 6380, "ssl": True, "ssl_ca_certs": "/ca.pem", "ssl_cert_reqs": "required",
+                             "ssl_certfile": "/c.pem", "ssl_keyfile": "/k.pem"})
+    assert tls == {"host": "h", "port": 6380, "ssl_ca_certs": "/ca.pem", "ssl_cert_reqs": "required", "ssl_certfile": "/c.pem",
+                   "ssl_keyfile": "/k.pem", "connection_class": SSLConnection}
+    # As redis.Redis does: the ssl_* options count only with ssl=True.
+    assert connection_kwargs({"host": "h", "ssl": False, "ssl_ca_certs": "/ca.pem"}) == {"host": "h"}
+
+
 
 def test_many_greenlets_publishing_at_once_share_a_bounded_pool(django_setup, tmp_path):
     """Under gevent every request is a greenlet: 200 concurrent publishers must not mean 200 connections."""

@@ -52,12 +52,25 @@ def connection_kwargs(config: Union[Dict[str, Any], str]) -> Dict[str, Any]:
     """redis-py ``Connection`` arguments from a settings dict or a URL.
 
     URLs are ``redis://[:password@]host[:port][/db]``, ``rediss://...`` (TLS)
-    and ``unix:///path/to/redis.sock[?db=N]``.
+    and ``unix:///path/to/redis.sock[?db=N]``.  A dict holds what ws4redis
+    passed to ``redis.StrictRedis(**WS4REDIS_CONNECTION)``: the client's
+    ``unix_socket_path`` and ``ssl=True`` become the connection's ``path``
+    and TLS class, as ``redis.Redis`` itself makes them, and the ``ssl_*``
+    options count only with ``ssl=True``.
     """
     if isinstance(config, str):
         kwargs: Dict[str, Any] = parse_url(config)
-    else:
-        kwargs = {k: v for k, v in dict(config).items() if v is not None or k == "password"}
+        return kwargs
+    kwargs = {k: v for k, v in dict(config).items() if v is not None or k == "password"}
+    path = kwargs.pop("unix_socket_path", None)
+    ssl = bool(kwargs.pop("ssl", False))
+    if not ssl:
+        kwargs = {k: v for k, v in kwargs.items() if not k.startswith("ssl_")}
+    if path is not None:
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("host", "port") and not k.startswith("ssl_")}
+        kwargs.update(path=path, connection_class=UnixDomainSocketConnection)
+    elif ssl:
+        kwargs["connection_class"] = SSLConnection
     return kwargs
 
 

@@ -1,5 +1,6 @@
 """Django settings of the project the tests serve; tuned through environment variables."""
 
+import json
 import os
 
 BASE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -32,6 +33,8 @@ LOGGING = {
 
 WEBSOCKET_URL = "/ws/"
 WS4REDIS_CONNECTION = os.environ.get("WS4REDIS_TEST_REDIS", "redis://127.0.0.1:6379/0")
+if WS4REDIS_CONNECTION.startswith("{"):  # a dict, as ws4redis documents them
+    WS4REDIS_CONNECTION = json.loads(WS4REDIS_CONNECTION)
 WS4REDIS_EXPIRE = int(os.environ.get("WS4REDIS_TEST_EXPIRE", "10"))
 WS4REDIS_PREFIX = os.environ.get("WS4REDIS_TEST_PREFIX") or None
 WS4REDIS_HEARTBEAT = os.environ.get("WS4REDIS_TEST_HEARTBEAT", "--heartbeat--")
