@@ -53,3 +53,11 @@ def test_a_subclass_that_cannot_take_settings_is_refused():
 
     with pytest.raises(SettingsError, match="arguments"):
         subscriber_class(Old)
+
+
+@pytest.mark.parametrize("method", ["send_persisted_messages", "parse_response", "get_file_descriptor", "release",
+                                    "publish_message", "pipeline_publish_message"])
+def test_a_subclass_overriding_a_ws4redis_method_the_hub_replaces_is_refused_naming_it(method):
+    cls = type("Custom", (RedisSubscriber,), {method: lambda self, *args: None})
+    with pytest.raises(SettingsError, match=f"overrides {method}\\(\\)"):
+        subscriber_class(cls)

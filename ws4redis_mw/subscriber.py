@@ -96,4 +96,24 @@ def subscriber_class(value: Any) -> "type[RedisSubscriber]":
     except TypeError as exc:
         raise SettingsError(f"WS4REDIS_SUBSCRIBER {value!r} must accept RedisSubscriber's arguments "
                             f"(connection=None, *, settings=None): {exc}") from None
+    for method, instead in UNHONOURED.items():
+        if getattr(cls, method, None) is not getattr(RedisSubscriber, method, None):
+            raise SettingsError(f"WS4REDIS_SUBSCRIBER {value!r} overrides {method}(), which ws4redis_mw never calls "
+                                f"on a subscriber: {instead}. Remove the override.")
     return cls
+
+
+#: ws4redis' per-socket methods a subclass may have overridden, which the
+#: process's one hub replaces: an override would be silently ignored, so it
+#: is refused at startup, with where that work is done now.
+UNHONOURED = {
+    "send_persisted_messages": "the hub sends each channel's kept message when a socket opens "
+                               "(WS4REDIS_EXPIRE; WS4REDIS_HISTORY for more than the last one)",
+    "parse_response": "the hub reads Redis for the whole process and hands each socket its messages",
+    "get_file_descriptor": "the hub holds the process's one Redis subscription",
+    "release": "the hub unsubscribes a channel when its last socket closes",
+    "publish_message": "a client's messages are published by the hub to the socket's publish channels "
+                       "(filter them with WS4REDIS_ALLOWED_CHANNELS)",
+    "pipeline_publish_message": "a client's messages are published by the hub to the socket's publish channels "
+                                "(filter them with WS4REDIS_ALLOWED_CHANNELS)",
+}
