@@ -1,8 +1,9 @@
 """Reading the settings from Django: defaults, conversions, the operations settings, and values refused at startup."""
 
+import django.conf
 import pytest
 
-from ws4redis_mw.settings import Settings, SettingsError, load
+from ws4redis_mw.settings import Settings, SettingsError, load, process_settings
 
 
 @pytest.fixture
@@ -77,3 +78,22 @@ def test_timeouts_of_zero_are_refused(name, django_setup):
 
     with override_settings(**{name: 0}), pytest.raises(SettingsError, match=name):
         load()
+
+
+def test_ws4redis_module_attributes_give_the_values_as_read(django_setup):
+    from ws4redis_mw import settings as module
+
+    settings = process_settings()
+    assert module.WS4REDIS_EXPIRE == settings.expire
+    assert module.WEBSOCKET_URL == settings.websocket_url
+    assert module.WS4REDIS_HEARTBEAT == settings.heartbeat
+    assert module.WS4REDIS_CONNECTION == settings.connection
+    assert module.WS4REDIS_GROUPS_LIFETIME == float(django.conf.settings.WS4REDIS_GROUPS_LIFETIME)
+    assert module.WS4REDIS_TOKEN_MAX_AGE == float(django.conf.settings.WS4REDIS_TOKEN_MAX_AGE)
+
+
+def test_an_unknown_ws4redis_module_attribute_says_it_is_not_read():
+    from ws4redis_mw import settings as module
+
+    with pytest.raises(AttributeError, match="does not read that setting"):
+        module.WS4REDIS_STORE  # noqa: B018

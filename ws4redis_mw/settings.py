@@ -228,6 +228,29 @@ def process_settings() -> Settings:
     return load()
 
 
+#: The settings read where they are used, not into :class:`Settings`: the function that reads each.
+_READ_BY = {"WS4REDIS_GROUPS_LIFETIME": "ws4redis_mw.groups.lifetime", "WS4REDIS_TOKEN_MAX_AGE": "ws4redis_mw.tokens.max_age"}
+_FIELDS = {setting: field for field, (setting, _) in SOURCES.items()}
+
+
+def __getattr__(name: str) -> Any:
+    """``ws4redis_mw.settings.WS4REDIS_EXPIRE`` and the like, as ws4redis' settings module had them.
+
+    The value as this process read it (:func:`process_settings`, defaults
+    applied); code that reads ws4redis' module attributes keeps working.
+    """
+    if name in _FIELDS:
+        return getattr(process_settings(), _FIELDS[name])
+    if name in _READ_BY:
+        read = import_string_or_callable(_READ_BY[name])
+        assert read is not None
+        return read()
+    if name.startswith(("WS4REDIS_", "WEBSOCKET_")):
+        raise AttributeError(f"ws4redis_mw.settings has no {name}: ws4redis_mw does not read that setting "
+                             f"(the settings it reads are listed in its README)")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def import_string_or_callable(value: Any) -> Optional[Callable[..., Any]]:
     """Return ``value`` itself if callable, the object a dotted path names, or ``None``."""
     if value is None:
