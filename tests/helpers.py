@@ -1,21 +1,27 @@
 """Helpers shared by the test modules: raw frames and raw sockets for what a polite client never sends,
-and the cluster tests' publisher, sockets and figures."""
+the cluster tests' publisher, sockets and figures, and the README's Quick start as a new project."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import struct
+import subprocess
 import threading
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import List, Tuple
 
+from readme import block_starting_with, section
 from websockets.asyncio.client import connect as async_connect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+
+from servers import BIN
 
 TIMEOUT = 5
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -481,3 +487,36 @@ def assert_new_socket_works(server, name):
         deadline = time.monotonic() + 5
         while recv(ws, max(0.0, deadline - time.monotonic())) != f"after {name}":
             pass
+
+
+# -- the README's Quick start, applied to a new project ------------------------------
+
+QUICK_START = section("Quick start")
+#: The Quick start's publisher snippet, run in ``manage.py shell``.
+PUBLISH = block_starting_with(QUICK_START, "# anywhere in Django code")
+
+
+def user_env() -> dict:
+    """A shell with the virtualenv activated, and none of the test suite's own settings."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH") and not k.startswith("WS4REDIS_")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(BIN.parent)
+    return env
+
+
+def quick_start_project(home: Path, redis_url: str) -> Path:
+    """``django-admin startproject mysite`` in ``home`` with the Quick start applied (on ``redis_url``), migrated."""
+    subprocess.run([str(BIN / "django-admin"), "startproject", "mysite"], cwd=home, env=user_env(), check=True)
+    root = home / "mysite"
+    settings = block_starting_with(QUICK_START, "# mysite/settings.py").replace("redis://localhost:6379/0", redis_url)
+    assert redis_url in settings
+    with open(root / "mysite" / "settings.py", "a") as file:
+        file.write("\n" + settings)
+    (root / "mysite" / "wsgi.py").write_text(block_starting_with(QUICK_START, "# mysite/wsgi.py"))
+    with open(root / "mysite" / "urls.py", "a") as file:
+        file.write("\n" + block_starting_with(QUICK_START, "# mysite/urls.py"))
+    (root / "templates").mkdir()
+    (root / "templates" / "index.html").write_text(block_starting_with(QUICK_START, "<!-- templates/index.html"))
+    subprocess.run(["./manage.py", "migrate", "-v0"], cwd=root, env=user_env(), check=True)
+    return root

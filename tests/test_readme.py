@@ -36,16 +36,15 @@ import time
 import urllib.request
 
 import pytest
-from readme import block_starting_with, first_code_span, section, table
+from readme import first_code_span, section, table
 
 from conftest import require
-from servers import BIN, RedisServer, free_port, redis_server_binary, uwsgi_missing, wait_for_port
+from helpers import PUBLISH, quick_start_project, user_env
+from servers import RedisServer, free_port, redis_server_binary, uwsgi_missing, wait_for_port
 
-QUICK_START = section("Quick start")
 ROWS = table(section("Serving it"))
 #: server -> command, for the rows whose command cell starts with one (the nginx row says "see ...").
 COMMANDS = {row["server"]: first_code_span(row["command"]) for row in ROWS if row["command"].startswith("`")}
-PUBLISH = block_starting_with(QUICK_START, "# anywhere in Django code")
 
 
 def test_only_the_nginx_row_has_no_command():
@@ -69,32 +68,10 @@ def redis(tmp_path_factory):
     server.stop()
 
 
-def user_env() -> dict:
-    """A shell with the virtualenv activated, and none of the test suite's own settings."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH") and not k.startswith("WS4REDIS_")}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["VIRTUAL_ENV"] = str(BIN.parent)
-    return env
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, redis):
     """``django-admin startproject mysite`` with the Quick start applied, migrated."""
-    home = tmp_path_factory.mktemp("readme")
-    subprocess.run([str(BIN / "django-admin"), "startproject", "mysite"], cwd=home, env=user_env(), check=True)
-    root = home / "mysite"
-    settings = block_starting_with(QUICK_START, "# mysite/settings.py").replace("redis://localhost:6379/0", redis.url)
-    assert redis.url in settings
-    with open(root / "mysite" / "settings.py", "a") as file:
-        file.write("\n" + settings)
-    (root / "mysite" / "wsgi.py").write_text(block_starting_with(QUICK_START, "# mysite/wsgi.py"))
-    with open(root / "mysite" / "urls.py", "a") as file:
-        file.write("\n" + block_starting_with(QUICK_START, "# mysite/urls.py"))
-    (root / "templates").mkdir()
-    (root / "templates" / "index.html").write_text(block_starting_with(QUICK_START, "<!-- templates/index.html"))
-    subprocess.run(["./manage.py", "migrate", "-v0"], cwd=root, env=user_env(), check=True)
-    return root
+    return quick_start_project(tmp_path_factory.mktemp("readme"), redis.url)
 
 
 def get(url: str):

@@ -97,3 +97,12 @@ def test_an_unknown_ws4redis_module_attribute_says_it_is_not_read():
 
     with pytest.raises(AttributeError, match="does not read that setting"):
         module.WS4REDIS_STORE  # noqa: B018
+
+
+def test_override_settings_reaches_the_process_settings_and_is_undone(django_setup):
+    from django.test import override_settings
+
+    before = process_settings().expire
+    with override_settings(WS4REDIS_EXPIRE=before + 7, WS4REDIS_PREFIX="t"):
+        assert (process_settings().expire, process_settings().prefix) == (before + 7, "t")
+    assert process_settings().expire == before

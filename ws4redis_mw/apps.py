@@ -1,4 +1,4 @@
-"""The Django app: groups in the session at login, and a check of the app order.
+"""The Django app: groups in the session at login, settings read again when a test overrides them, and checks.
 
 The websocket path reads groups from the session (``ws4redis:memberof``), so
 that opening a socket does not query the group tables while they are younger
@@ -26,13 +26,24 @@ from django.apps import AppConfig, apps
 from django.contrib.auth.signals import user_logged_in
 from django.core import checks
 from django.db.models.signals import m2m_changed
+from django.test.signals import setting_changed
 
 from .groups import groups_changed, store_groups
+from .settings import process_settings
+
+#: Django settings read into ws4redis_mw's Settings besides its own WS4REDIS_* and WEBSOCKET_*.
+_ALSO_READ = ("CSRF_TRUSTED_ORIGINS", "SECURE_PROXY_SSL_HEADER")
 
 
 def store_groups_in_session(sender: Any, user: Any, request: Any, **kwargs: Any) -> None:
     if request is not None and hasattr(request, "session") and hasattr(user, "groups"):
         store_groups(request.session, user)
+
+
+def settings_changed(sender: Any, setting: str, **kwargs: Any) -> None:
+    """``override_settings`` in a test: the process's settings (``RedisPublisher``'s) are read again."""
+    if setting.startswith(("WS4REDIS_", "WEBSOCKET_")) or setting in _ALSO_READ:
+        process_settings.cache_clear()
 
 
 def runserver_order_problem(app_names: List[str]) -> Optional[str]:
@@ -122,6 +133,7 @@ class Ws4RedisConfig(AppConfig):  # type: ignore[misc]  # Django has no type inf
 
     def ready(self) -> None:
         user_logged_in.connect(store_groups_in_session, dispatch_uid="ws4redis_mw.store_groups_in_session")
+        setting_changed.connect(settings_changed, dispatch_uid="ws4redis_mw.settings_changed")
         checks.register(check_app_order)
         checks.register(check_client_publishing, checks.Tags.security, deploy=True)
         checks.register(check_client_script)

@@ -672,6 +672,16 @@ def process_hubs() -> List[Hub]:
     return [hub for key, hub in _hubs.items() if key[0] == pid]
 
 
+def discard_process_hubs() -> None:
+    """Stop this process's hubs and forget them, so that the next :func:`get_hub` starts a fresh one.
+
+    For a server that stops while the process goes on (a test's live server,
+    whose gevent loop ends with its thread); it must run in that loop.
+    """
+    for key in [key for key in _hubs if key[0] == os.getpid()]:
+        _hubs.pop(key).stop()
+
+
 def process_stats() -> List[Dict[str, Any]]:
     """:meth:`Hub.stats` of each hub of this process (for health checks and tests)."""
     return [hub.stats() for hub in process_hubs()]
