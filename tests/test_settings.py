@@ -70,3 +70,15 @@ def test_timeouts_of_zero_are_refused(name, django_setup):
 
     with override_settings(**{name: 0}), pytest.raises(SettingsError, match=name):
         load()
+
+
+def test_a_bad_trusted_proxies_value_is_refused_at_startup_with_its_name(django_settings):
+    with django_settings(WS4REDIS_TRUSTED_PROXIES=["10.0.0.300"]), \
+            pytest.raises(SettingsError, match="WS4REDIS_TRUSTED_PROXIES: '10.0.0.300' is neither"):
+        load()
+
+
+def test_trusted_proxies_are_read_parsed(django_settings):
+    with django_settings(WS4REDIS_TRUSTED_PROXIES=2):
+        settings = load()
+    assert (settings.trusted_proxies.networks, settings.trusted_proxies.hops) == (None, 2)
