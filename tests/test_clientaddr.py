@@ -13,7 +13,7 @@ from ws4redis_mw.settings import Settings
 DEFAULT = TrustedProxies()
 
 
-@pytest.mark.parametrize("peer", ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1", "", "web.socket"])
+@pytest.mark.parametrize("peer", ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1", "", "web.socket", "0.0.0.0"])
 def test_a_loopback_or_unix_socket_peer_is_trusted_for_one_hop_by_default(peer):
     assert resolve(peer, "6.6.6.6, 203.0.113.7", None, DEFAULT).address == "203.0.113.7"
 
@@ -60,6 +60,7 @@ def test_a_list_trusts_its_networks_and_unix_only_if_named():
     assert resolve("192.0.2.1", "203.0.113.7", None, trust).address == "203.0.113.7"
     assert resolve("127.0.0.1", "203.0.113.7", None, trust).address == "127.0.0.1"
     assert resolve("", "203.0.113.7", None, trust).address == ""
+    assert resolve("0.0.0.0", "203.0.113.7", None, trust).address == "0.0.0.0"  # uWSGI's http-socket on a unix socket
     assert resolve("", "203.0.113.7", None, trusted_proxies(["unix"])).address == "203.0.113.7"
 
 

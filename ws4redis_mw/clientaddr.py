@@ -12,10 +12,10 @@ Design rules of this module:
 * Whether the peer is trusted is decided here, from the peer's address only,
   never from a header.  A peer that is not trusted changes nothing by
   sending ``X-Forwarded-*`` headers: they are ignored.
-* A peer whose ``REMOTE_ADDR`` is empty, missing or not an IP address came
-  over a unix socket (gunicorn puts ``""`` there, gevent's pywsgi nothing,
-  uWSGI's ``http-socket`` nothing or the socket's name): only a process on
-  this host can connect there.
+* A peer whose ``REMOTE_ADDR`` is empty, missing, not an IP address or the
+  unspecified address came over a unix socket (gunicorn puts ``""`` there,
+  gevent's pywsgi nothing, uWSGI's ``http-socket`` ``0.0.0.0``, which no TCP
+  peer can have): only a process on this host can connect there.
 * The default (``None``) trusts a loopback peer (``127.0.0.0/8``, ``::1``)
   or a unix-socket peer for one hop: the documented deployment has nginx on
   the same host, talking to the server over a unix socket, and only a
@@ -109,6 +109,12 @@ class Client:
     problem: Optional[str] = None
 
 
+def _peer_ip(text: str) -> Optional[IP]:
+    """The peer's address, or ``None`` for a unix-socket peer."""
+    ip = _ip(text)
+    return None if ip is None or ip.is_unspecified else ip
+
+
 def _ip(text: str) -> Optional[IP]:
     try:
         ip = ipaddress.ip_address(text.strip())
@@ -121,7 +127,7 @@ def _ip(text: str) -> Optional[IP]:
 
 def resolve(peer: str, forwarded_for: Optional[str], forwarded_proto: Optional[str], trusted: TrustedProxies) -> Client:
     """The client of a request whose peer is ``peer`` (``REMOTE_ADDR``), given its ``X-Forwarded-*`` headers."""
-    peer_ip = _ip(peer)
+    peer_ip = _peer_ip(peer)
     address = str(peer_ip) if peer_ip is not None else peer
     if not trusted.trusts(peer_ip):
         return Client(address)
