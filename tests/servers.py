@@ -408,11 +408,23 @@ def nginx_backends(prefix: Path) -> List[Tuple[List[str], Path]]:
     ]
 
 
-_UWSGI_PARAMS = ("QUERY_STRING $query_string", "REQUEST_METHOD $request_method", "CONTENT_TYPE $content_type",
-                 "CONTENT_LENGTH $content_length", "REQUEST_URI $request_uri", "PATH_INFO $document_uri",
-                 "DOCUMENT_ROOT $document_root", "SERVER_PROTOCOL $server_protocol", "REQUEST_SCHEME $scheme",
-                 "HTTPS $https if_not_empty", "REMOTE_ADDR $remote_addr", "REMOTE_PORT $remote_port",
-                 "SERVER_PORT $server_port", "SERVER_NAME $server_name")
+#: The site config users install: the nginx mode serves this very file, only its port and paths changed.
+NGINX_SITE = ROOT / "examples" / "deploy" / "nginx-site.conf"
+
+
+def nginx_site(port: int, prefix: Path) -> str:
+    """``examples/deploy/nginx-site.conf`` for one test server: its port, sockets and ``STATIC_ROOT`` in ``prefix``."""
+    static = prefix / "staticfiles"
+    (static / "ws4redis_mw").mkdir(parents=True, exist_ok=True)  # what collectstatic would put there
+    shutil.copy(ROOT / "ws4redis_mw" / "static" / "ws4redis_mw" / "ws4redis.js", static / "ws4redis_mw" / "ws4redis.js")
+    text = NGINX_SITE.read_text()
+    for shipped, here in {"listen 80;": f"listen 127.0.0.1:{port};",
+                          "/run/ws4redis-websocket/web.socket": str(prefix / "web.socket"),
+                          "/run/ws4redis-django/django.socket": str(prefix / "django.socket"),
+                          "/srv/mysite/staticfiles/": f"{static}/"}.items():
+        assert text.count(shipped) == 1, f"{NGINX_SITE.name} no longer has {shipped!r} once: update tests/servers.py"
+        text = text.replace(shipped, here)
+    return text
 
 
 def nginx_command(port: int, prefix: Path) -> List[str]:
@@ -422,35 +434,21 @@ def nginx_command(port: int, prefix: Path) -> List[str]:
     # pytest creates mode 0700, whatever the sockets' own 666.  So, as root
     # only (nginx ignores the directive otherwise), they stay root.
     user = "user root;" if os.geteuid() == 0 else ""
-    params = "\n".join(f"            uwsgi_param {param};" for param in _UWSGI_PARAMS)
     temp = "\n".join(f"    {kind}_temp_path {prefix}/{kind}_temp;" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    (prefix / "site.conf").write_text(nginx_site(port, prefix))
+    # worker_connections: two per proxied websocket (tests/test_deploy.py holds 2,500).
     (prefix / "nginx.conf").write_text(f"""\
-# Written by tests/servers.py for one test server; see examples/deploy/nginx-site.conf.
+# Written by tests/servers.py for one test server: the main config around examples/deploy/nginx-site.conf.
 {user}
 worker_processes 1;
+worker_rlimit_nofile 16384;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
-events {{ worker_connections 1024; }}
+events {{ worker_connections 8192; }}
 http {{
     access_log off;
 {temp}
-    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
-    server {{
-        listen 127.0.0.1:{port};
-        location /ws/ {{
-            proxy_pass http://unix:{prefix}/web.socket;
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
-            proxy_set_header Host $http_host;
-            proxy_buffering off;
-            proxy_read_timeout 1h;
-        }}
-        location / {{
-{params}
-            uwsgi_pass unix:{prefix}/django.socket;
-        }}
-    }}
+    include {prefix}/site.conf;
 }}
 """)
     return [nginx_binary(), "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", str(prefix / "error.log"),

@@ -43,8 +43,10 @@ def test_refusals_and_server_closes_are_logged_with_structured_escaped_fields(ow
         assert refused["ws_path"] == "/ws/bad\\nname\\x1b"  # escaped: no raw control character reaches the log
         assert "\n" not in refused["message"] and "\x1b" not in refused["message"]
         assert isinstance(refused["ws_id"], int) and refused["ws_user"] is None and refused["ws_reason"]
+        assert refused["ws_addr"] == "127.0.0.1" and "from 127.0.0.1: refused" in refused["message"]
         (closed,) = json_lines(server, "closed")
         assert closed["ws_code"] == 1009 and closed["ws_user"] == "logged" and closed["ws_path"] == "/ws/log"
+        assert closed["ws_addr"] == "127.0.0.1"
         assert closed["ws_id"] > refused["ws_id"] and "ws_reason" in closed
     finally:
         server.stop()

@@ -7,7 +7,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from ws4redis_mw.frames import CloseCode
-from ws4redis_mw.handshake import Refusal, accept_headers, parse
+from ws4redis_mw.handshake import Refusal, accept_headers, check_origin, parse
 
 from helpers import KEY
 
@@ -72,3 +72,23 @@ def test_503_says_when_to_retry():
 
 def test_accept_header_is_rfc_6455s_example():
     assert ("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") in accept_headers(KEY)
+
+
+@pytest.mark.parametrize(("peer", "passes"), [("", True), ("127.0.0.1", True), ("203.0.113.9", False)])
+def test_forwarded_https_counts_for_the_own_origin_only_from_a_trusted_proxy(peer, passes):
+    from werkzeug.test import EnvironBuilder
+
+    from ws4redis_mw.clientaddr import TrustedProxies, from_environ
+    from ws4redis_mw.origins import OriginPolicy
+
+    environ = EnvironBuilder(path="/ws/x", headers={"Host": "example.com", "Origin": "https://example.com",
+                                                     "X-Forwarded-Proto": "https"}).get_environ()
+    environ["REMOTE_ADDR"] = peer
+    request = Request(environ)
+    secure = from_environ(environ, TrustedProxies()).secure
+    if passes:
+        check_origin(request, OriginPolicy(), None, secure=secure)
+    else:
+        with pytest.raises(Refusal) as refused:
+            check_origin(request, OriginPolicy(), None, secure=secure)
+        assert refused.value.status == 403

@@ -106,3 +106,15 @@ def test_override_settings_reaches_the_process_settings_and_is_undone(django_set
     with override_settings(WS4REDIS_EXPIRE=before + 7, WS4REDIS_PREFIX="t"):
         assert (process_settings().expire, process_settings().prefix) == (before + 7, "t")
     assert process_settings().expire == before
+
+
+def test_a_bad_trusted_proxies_value_is_refused_at_startup_with_its_name(django_settings):
+    with django_settings(WS4REDIS_TRUSTED_PROXIES=["10.0.0.300"]), \
+            pytest.raises(SettingsError, match="WS4REDIS_TRUSTED_PROXIES: '10.0.0.300' is neither"):
+        load()
+
+
+def test_trusted_proxies_are_read_parsed(django_settings):
+    with django_settings(WS4REDIS_TRUSTED_PROXIES=2):
+        settings = load()
+    assert (settings.trusted_proxies.networks, settings.trusted_proxies.hops) == (None, 2)

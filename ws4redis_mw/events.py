@@ -7,7 +7,8 @@ Design rules of this module:
   ``extra=`` fields, so that a JSON formatter gets them as keys:
   ``ws_event`` (``"refused"`` or ``"closed"``), ``ws_id`` (the socket's number
   in this process), ``ws_path``, ``ws_user`` (username, ``None`` if
-  anonymous or not known yet), ``ws_status`` (HTTP status, refusals) or
+  anonymous or not known yet), ``ws_addr`` (the visitor's address, read
+  through trusted proxies by :mod:`ws4redis_mw.clientaddr`), ``ws_status`` (HTTP status, refusals) or
   ``ws_code`` (close code), and ``ws_reason``.
 * Values a client chose (the path, and reasons that quote it) are escaped as
   :func:`repr` escapes them (control characters, newlines and backslashes
@@ -23,6 +24,7 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
+from .clientaddr import CLIENT_KEY, Client
 from .metrics import METRICS
 
 if TYPE_CHECKING:
@@ -48,15 +50,17 @@ class SocketInfo:
     id: int
     path: str
     user: Optional[str] = None
+    address: Optional[str] = None
 
     def fields(self) -> Dict[str, Any]:
-        return {"ws_id": self.id, "ws_path": self.path, "ws_user": self.user}
+        return {"ws_id": self.id, "ws_path": self.path, "ws_user": self.user, "ws_addr": self.address}
 
 
 def info_from(environ: "WSGIEnvironment") -> SocketInfo:
     user = environ.get(USER_KEY)
+    client = environ.get(CLIENT_KEY)
     return SocketInfo(int(environ.get(ID_KEY, 0)), escape(environ.get("PATH_INFO", "")) or "",
-                      escape(user) if user else None)
+                      escape(user) if user else None, escape(client.address) if isinstance(client, Client) else None)
 
 
 def refused(environ: "WSGIEnvironment", status: int, reason: str, detail: str = "") -> None:
@@ -65,7 +69,8 @@ def refused(environ: "WSGIEnvironment", status: int, reason: str, detail: str = 
     reason = escape(reason) or ""
     detail = escape(detail) or ""
     METRICS.refused(int(status))
-    logger.warning("ws#%d '%s': refused: %d %s%s", info.id, info.path, status, reason, f" ({detail})" if detail else "",
+    logger.warning("ws#%d '%s'%s: refused: %d %s%s", info.id, info.path, f" from {info.address}" if info.address else "",
+                   status, reason, f" ({detail})" if detail else "",
                    extra={"ws_event": "refused", **info.fields(), "ws_status": int(status), "ws_reason": reason,
                           "ws_detail": detail})
 
@@ -77,6 +82,6 @@ def closed(info: Optional[SocketInfo], code: int, reason: str, name: str = "") -
     level = logging.DEBUG if code in (1000, 1001) else logging.INFO
     if not logger.isEnabledFor(level):
         return
-    fields = info.fields() if info is not None else {"ws_id": None, "ws_path": None, "ws_user": None}
+    fields = info.fields() if info is not None else {"ws_id": None, "ws_path": None, "ws_user": None, "ws_addr": None}
     logger.log(level, "%s: closing with %d: %s", name or f"ws#{fields['ws_id']}", code, reason,
                extra={"ws_event": "closed", **fields, "ws_code": int(code), "ws_reason": reason})

@@ -129,16 +129,18 @@ def _check_http(request: Request) -> None:
         raise Refusal(HTTPStatus.BAD_REQUEST, "missing or malformed Sec-WebSocket-Key") from None
 
 
-def check_origin(request: Request, policy: OriginPolicy, proxy_ssl_header: Optional[Tuple[str, str]] = None) -> None:
+def check_origin(request: Request, policy: OriginPolicy, proxy_ssl_header: Optional[Tuple[str, str]] = None,
+                 *, secure: bool = False) -> None:
     """Refuse (403) a page of another origin; see :mod:`ws4redis_mw.origins`.
 
-    The request is secure if its scheme is https, or if Django's
+    The request is secure if ``secure`` (a trusted proxy's ``X-Forwarded-Proto``,
+    :mod:`ws4redis_mw.clientaddr`), its scheme is https, or Django's
     ``SECURE_PROXY_SSL_HEADER`` (an environ key and its value) says so.
     """
     origin = request.headers.get("Origin")
     if origin is None:
         return
-    secure = request.scheme in ("https", "wss") or (
+    secure = secure or request.scheme in ("https", "wss") or (
         proxy_ssl_header is not None and request.environ.get(proxy_ssl_header[0]) == proxy_ssl_header[1])
     if not policy.allows(origin, parse_host(request.host, secure)):
         raise Refusal(HTTPStatus.FORBIDDEN, "this page's origin may not open websockets here", logged=f"origin {origin!r}")

@@ -15,7 +15,8 @@ Design rules of this module:
   ``ws4redis_mw_process_info``); docs/operations.md says how to scrape or
   add them up.  A forked child starts from zero.
 * :func:`serve` answers ``WS4REDIS_METRICS_URL`` for the middleware, only to
-  the client addresses ``WS4REDIS_METRICS_ALLOWED`` names (403 otherwise).
+  the client addresses ``WS4REDIS_METRICS_ALLOWED`` names (403 otherwise): the
+  visitor's address, read through trusted proxies (:mod:`ws4redis_mw.clientaddr`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import ipaddress
 import os
 import time
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Sequence, Tuple
+
+from .clientaddr import from_environ
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -212,7 +215,7 @@ def allowed(address: str, allow: Sequence[str]) -> bool:
 
 def serve(environ: "WSGIEnvironment", start_response: "StartResponse", settings: "Settings") -> List[bytes]:
     """The WSGI answer at ``WS4REDIS_METRICS_URL``: the exposition, or 403 for an address not allowed."""
-    if not allowed(environ.get("REMOTE_ADDR", ""), settings.metrics_allowed):
+    if not allowed(from_environ(environ, settings.trusted_proxies).address, settings.metrics_allowed):
         start_response("403 Forbidden", [("Content-Type", "text/plain"), ("Content-Length", "10")])
         return [b"forbidden\n"]
     body = exposition().encode()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple, Ty
 
 from werkzeug.wrappers import Request
 
-from . import audience, events, frames, handshake, history, metrics, transports
+from . import audience, clientaddr, events, frames, handshake, history, metrics, transports
 from .bridge import Bridge
 from .handshake import Refusal
 from .hub import RedisUnavailable, get_hub
@@ -93,10 +93,11 @@ class WebSocketMiddleware:
         upgraded = transports.already_upgraded(environ)
         environ[events.ID_KEY] = socket_id = next(_ids)
         name = f"ws#{socket_id} {request.path!r}"  # repr: a path may hold control characters
+        client = clientaddr.from_environ(environ, settings.trusted_proxies)  # the visitor's, through trusted proxies
         try:
             shake = handshake.parse(request, settings.websocket_url, upgraded=upgraded)
             transports.check_supported(environ)
-            handshake.check_origin(request, self._origins, settings.secure_proxy_ssl_header)
+            handshake.check_origin(request, self._origins, settings.secure_proxy_ssl_header, secure=client.secure)
             socket, kept, views = self._open(environ, shake, settings, name)
         except transports.NotSupported as exc:
             return self._refuse(Refusal(HTTPStatus.NOT_IMPLEMENTED, str(exc)), environ, start_response, upgraded, name)
@@ -153,7 +154,7 @@ class WebSocketMiddleware:
         if refused:
             logger.info("%s: flags not allowed, ignored: %s", name, ", ".join(refused))
         user = audience.username(request)
-        address = str(request.META.get("REMOTE_ADDR", ""))
+        address = clientaddr.from_environ(request.environ, settings.trusted_proxies).address
         too_many = self._counts.acquire(address, user)
         if too_many is not None:
             raise Refusal(HTTPStatus.TOO_MANY_REQUESTS, too_many, logged=f"address {address!r} user {user!r}")

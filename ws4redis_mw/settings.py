@@ -4,8 +4,8 @@ The names, meanings and defaults of the ``WEBSOCKET_URL`` and ``WS4REDIS_*``
 settings are those of django-websocket-redis 0.6, so a ws4redis site keeps its
 settings.py.  The ``WS4REDIS_MAX_*``, ``WS4REDIS_PING_*``,
 ``WS4REDIS_CLOSE_TIMEOUT``, ``WS4REDIS_ALLOWED_ORIGINS``, ``WS4REDIS_REDIS_*``,
-``WS4REDIS_PUBLISHER_TIMEOUT``, ``WS4REDIS_METRICS_*``, ``WS4REDIS_HISTORY`` and
-``WS4REDIS_MAX_RECOVER`` settings are ours;
+``WS4REDIS_PUBLISHER_TIMEOUT``, ``WS4REDIS_METRICS_*``, ``WS4REDIS_HISTORY``,
+``WS4REDIS_MAX_RECOVER`` and ``WS4REDIS_TRUSTED_PROXIES`` settings are ours;
 each is documented below with its unit, default and what ``None`` means.
 
 Settings are read once and handed down: a :class:`Settings` object given to
@@ -24,6 +24,7 @@ from importlib import import_module
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union, cast
 
 from .channels import validate_prefix
+from .clientaddr import TrustedProxies, trusted_proxies
 
 __all__ = ["Settings", "load", "process_settings", "import_string_or_callable", "SettingsError"]
 
@@ -133,8 +134,15 @@ class Settings:
     #: Most publications a reconnecting client is sent to catch up; more
     #: missed than this is "not recovered".
     max_recover: int = 300
+    #: Peers whose ``X-Forwarded-For``/``-Proto`` are believed
+    #: (:mod:`ws4redis_mw.clientaddr`); given as the setting's value (``None``:
+    #: loopback and unix-socket peers for one hop; a count of hops; a list of
+    #: addresses or networks, ``"unix"`` included), kept parsed.
+    trusted_proxies: TrustedProxies = cast("TrustedProxies", None)  # the setting's default; parsed below
 
     def __post_init__(self) -> None:
+        # Settings(trusted_proxies=[...]) as well as load(): parsed once, a bad value fails here.
+        object.__setattr__(self, "trusted_proxies", trusted_proxies(self.trusted_proxies))
         validate_prefix(self.prefix)  # also for a Settings made in code, not read from Django
 
 
@@ -176,6 +184,7 @@ SOURCES: Dict[str, Tuple[str, Any]] = {
     "metrics_allowed": ("WS4REDIS_METRICS_ALLOWED", list),
     "history": ("WS4REDIS_HISTORY", "history"),
     "max_recover": ("WS4REDIS_MAX_RECOVER", int),
+    "trusted_proxies": ("WS4REDIS_TRUSTED_PROXIES", trusted_proxies),
 }
 
 

@@ -75,3 +75,8 @@ WS4REDIS_METRICS_ALLOWED = os.environ.get("WS4REDIS_TEST_METRICS_ALLOWED", "127.
 _history = os.environ.get("WS4REDIS_TEST_HISTORY", "100,300")
 WS4REDIS_HISTORY = dict(zip(("size", "ttl"), map(int, _history.split(",")), strict=True)) if _history else None
 WS4REDIS_MAX_RECOVER = int(os.environ.get("WS4REDIS_TEST_MAX_RECOVER", "300"))
+# The documented deployment's: nginx sets X-Forwarded-Proto (examples/deploy/nginx-site.conf).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# "a,b": a list of trusted proxies (addresses, networks, "unix"); unset: the default (loopback, unix, one hop).
+if os.environ.get("WS4REDIS_TEST_TRUSTED_PROXIES") is not None:
+    WS4REDIS_TRUSTED_PROXIES = [entry for entry in os.environ["WS4REDIS_TEST_TRUSTED_PROXIES"].split(",") if entry]

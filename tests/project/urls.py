@@ -10,4 +10,5 @@ urlpatterns = [
     path("stats", views.stats),
     path("groups", views.set_groups),
     path("token", views.token),
+    path("websocket-uri", views.websocket_uri),
 ]

@@ -17,6 +17,13 @@ def hello(request):
     return response
 
 
+def websocket_uri(request):
+    """The context processor's WEBSOCKET_URI: shows the host (and port) Django sees behind a proxy."""
+    from ws4redis_mw.context_processors import default
+
+    return HttpResponse(default(request)["WEBSOCKET_URI"], content_type="text/plain")
+
+
 def stream(request):
     return StreamingHttpResponse((f"chunk{i}\n" for i in range(3)), content_type="text/plain")
 
