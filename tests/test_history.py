@@ -6,6 +6,7 @@ import json
 
 import hypothesis
 import pytest
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ws4redis_mw import frames
@@ -109,8 +110,20 @@ def test_positions_are_parsed_and_bad_entries_are_never_recovered():
            '{"broadcast": {"epoch": "", "offset": 5}}', '{"broadcast": 7}', '{"broadcast": {"epoch": "ab", "offset": 9007199254740993}}']
     for value in bad:
         assert parse_positions(value) == {"broadcast": INVALID}, value
-    for malformed in ("{", "[1]", "null", "x" * 5000):
+    for malformed in ("{", "[1]", "null", "x" * 5000, "[" * 1000 + "]" * 1000, '{"a":' * 800 + "1" + "}" * 800):
         assert parse_positions(malformed) is None
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(), _json.map(json.dumps), st.integers(1, 2000).map(lambda depth: "[" * depth + "]" * depth),
+                 st.binary().map(lambda raw: raw.decode("utf-8", "surrogateescape"))))
+def test_positions_of_any_shape_never_raise(value):
+    positions = parse_positions(value)
+    assert positions is None or all(isinstance(position, Position) for position in positions.values())
 
 
 def test_client_that_missed_a_few_gets_exactly_those():

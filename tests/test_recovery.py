@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import threading
 import time
 import urllib.parse
@@ -21,7 +22,7 @@ from websockets.sync.client import connect
 
 from ws4redis_mw import history
 
-from helpers import assert_silent, recv, start, stats
+from helpers import assert_silent, recv, start, stats, warm_hub
 
 CONFIG = history.HistoryConfig(100, 300)
 
@@ -273,3 +274,50 @@ def test_gap_whose_history_lost_its_epoch_is_counted_unhealed_and_live_messages_
             assert recv(ws) == "after"
     finally:
         server.stop()
+
+
+def test_hung_redis_during_recovering_handshakes_is_refused_with_503_never_500(own_redis, django_setup, workdir):
+    """A storm of 150 recovering handshakes; Redis stops answering (SIGSTOP) in its midst for 2.6 s: each gets 101 or 503.
+
+    Handshakes caught between their kept-message read and their history read,
+    or waiting on a history read queued behind the hung round trip, got a
+    gevent.Timeout (a 500 with a traceback) before.
+    """
+    server = start("pywsgi", own_redis, workdir, WS4REDIS_TEST_HEARTBEAT="", WS4REDIS_TEST_REDIS_HEALTH_INTERVAL="30")
+    name = facility()
+    redis = own_redis.client()
+    try:
+        warm_hub(server)
+        for i in range(60):
+            publish(redis, name, f"m{i}".ljust(65536, "."))  # big replays: reads that keep the worker busy
+        epoch = redis.hget(meta(name), "epoch").decode()
+        urls = [recover_url(server, name, {"broadcast": {"epoch": epoch, "offset": i % 50}}) for i in range(150)]
+        statuses = asyncio.run(_storm(urls, own_redis.proc))
+        print(f"\n{statuses.count(101)} accepted, {statuses.count(503)} refused with 503")
+        assert set(statuses) <= {101, 503}, statuses
+        assert 503 in statuses, "Redis hung after every handshake: the test proves nothing"
+        assert "Traceback" not in server.log_text()
+    finally:
+        own_redis.proc.send_signal(signal.SIGCONT)
+        server.stop()
+
+
+async def _storm(urls, redis_process):
+    from websockets.exceptions import InvalidStatus
+
+    async def one(i, url):
+        await asyncio.sleep(i * 0.005)
+        try:
+            async with async_connect(url, open_timeout=20):
+                return 101
+        except InvalidStatus as exc:
+            return exc.response.status_code
+
+    async def hang():
+        await asyncio.sleep(0.4)
+        redis_process.send_signal(signal.SIGSTOP)
+        await asyncio.sleep(2.6)  # past one round trip's timeout (2 s), not two: queued reads then succeed late
+        redis_process.send_signal(signal.SIGCONT)
+
+    *statuses, _ = await asyncio.wait_for(asyncio.gather(*(one(i, url) for i, url in enumerate(urls)), hang()), 40)
+    return statuses

@@ -306,7 +306,7 @@ def parse_positions(value: str) -> Optional[Dict[str, Position]]:
         return None
     try:
         data = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: brackets nested deeper than the parser's stack
         return None
     if not isinstance(data, dict):
         return None

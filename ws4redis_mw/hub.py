@@ -63,6 +63,7 @@ from typing import Any, Collection, Deque, Dict, Hashable, List, Optional, Proto
 
 import gevent
 import gevent.event
+from redis.exceptions import RedisError
 
 from . import frames, history
 from .cluster import ClusterCommands, ClusterSubscription
@@ -297,7 +298,12 @@ class Hub:
             else:
                 reads[channel] = since
         if reads:
-            views.update(self._read_histories(reads))
+            try:
+                views.update(self._read_histories(reads))
+            except (RedisError, OSError) as exc:
+                # An error reply (a RedisError) or a broken connection means
+                # "not now" to the client (503 or 1013), never a 500.
+                raise RedisUnavailable(f"history read failed: {exc!r}") from exc
         return views
 
     def _read_histories(self, reads: Dict[str, Optional[int]]) -> Dict[str, history.View]:
@@ -335,7 +341,11 @@ class Hub:
                 self._reads.pop((channel, reads[channel]), None)
         views: Dict[str, history.View] = {}
         for channel, result in [*mine.items(), *waiting.items()]:
-            got = result.get(timeout=self._timeout)
+            # A read queued behind a hung round trip outlasts this wait: "not now", not a gevent.Timeout (a 500).
+            result.wait(self._timeout)
+            if not result.ready():
+                raise RedisUnavailable(f"no history of {channel!r} within {self._timeout} s")
+            got = result.get()
             assert got is not None  # set to a view or an exception
             views[channel] = got
         return views
