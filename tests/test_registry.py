@@ -52,3 +52,16 @@ def test_listener_without_channels_is_still_known():
     r = Registry()
     r.add("a", [])
     assert "a" in r and r.all_listeners() == ["a"] and r.channel_count == 0
+
+
+def test_a_pinned_channel_is_wanted_without_listeners_and_never_unsubscribed():
+    r = Registry(pinned=["control"])
+    assert r.wanted() == ["control"] and r.channel_count == 0 and len(r) == 0
+    r.confirm("control")
+    assert r.is_subscribed("control")
+    r.add("a", ["x"])
+    assert r.wanted() == ["control", "x"]
+    assert r.remove("a") == ["x"]
+    assert r.wanted() == ["control"] and r.is_subscribed("control")
+    r.connection_lost()
+    assert not r.is_subscribed("control") and r.wanted() == ["control"]

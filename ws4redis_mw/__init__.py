@@ -3,11 +3,13 @@
     from ws4redis_mw import WebSocketMiddleware, RedisPublisher, RedisMessage, SELF
     from ws4redis_mw import RedisUnavailable   # what RedisPublisher raises when Redis cannot be reached
     from ws4redis_mw import stats              # this process's numbers (ws4redis_mw.metrics)
+    from ws4redis_mw import disconnect         # close a user's, session's or facility's sockets in every worker
 """
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["WebSocketMiddleware", "RedisPublisher", "RedisMessage", "SELF", "close_all_websockets", "RedisUnavailable", "stats"]
+__all__ = ["WebSocketMiddleware", "RedisPublisher", "RedisMessage", "SELF", "close_all_websockets", "RedisUnavailable", "stats",
+           "disconnect"]
 
 
 from typing import Any
@@ -36,6 +38,10 @@ def __getattr__(name: str) -> Any:
         from .metrics import stats
 
         return stats
+    if name == "disconnect":
+        from .control import disconnect
+
+        return disconnect
     if name == "close_all_websockets":
         from .shutdown import close_all_websockets
 

@@ -1,4 +1,11 @@
-"""The Django app: groups in the session at login, settings read again when a test overrides them, and checks.
+"""The Django app: groups in the session at login, sockets closed at logout, settings read again when a test overrides them, and checks.
+
+Django's ``logout()`` sends ``user_logged_out`` before it flushes the
+session: the handler sends a disconnect order for that session
+(:func:`ws4redis_mw.disconnect`), so its sockets close in every worker with
+4001.  If Redis cannot be reached the logout still succeeds (a log line
+says so) and the sockets are closed at their next check
+(:mod:`ws4redis_mw.revalidation`).
 
 The websocket path reads groups from the session (``ws4redis:memberof``), so
 that opening a socket does not query the group tables while they are younger
@@ -19,17 +26,21 @@ disk (S3 and the like) is not checked.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, List, Optional
 
 from django.apps import AppConfig, apps
-from django.contrib.auth.signals import user_logged_in
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.core import checks
 from django.db.models.signals import m2m_changed
 from django.test.signals import setting_changed
 
+from .errors import RedisUnavailable
 from .groups import groups_changed, store_groups
 from .settings import process_settings
+
+logger = logging.getLogger("ws4redis_mw")
 
 #: Django settings read into ws4redis_mw's Settings besides its own WS4REDIS_* and WEBSOCKET_*.
 _ALSO_READ = ("CSRF_TRUSTED_ORIGINS", "SECURE_PROXY_SSL_HEADER")
@@ -38,6 +49,18 @@ _ALSO_READ = ("CSRF_TRUSTED_ORIGINS", "SECURE_PROXY_SSL_HEADER")
 def store_groups_in_session(sender: Any, user: Any, request: Any, **kwargs: Any) -> None:
     if request is not None and hasattr(request, "session") and hasattr(user, "groups"):
         store_groups(request.session, user)
+
+
+def close_sockets_at_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    from .control import disconnect
+
+    key = getattr(getattr(request, "session", None), "session_key", None)
+    if key is None:
+        return  # nothing was ever saved: no socket can belong to it
+    try:
+        disconnect(session=key, reason="logged out")
+    except RedisUnavailable as exc:
+        logger.warning("logout: the session's sockets are closed at their next check, not now: %s", exc)
 
 
 def settings_changed(sender: Any, setting: str, **kwargs: Any) -> None:
@@ -133,6 +156,7 @@ class Ws4RedisConfig(AppConfig):  # type: ignore[misc]  # Django has no type inf
 
     def ready(self) -> None:
         user_logged_in.connect(store_groups_in_session, dispatch_uid="ws4redis_mw.store_groups_in_session")
+        user_logged_out.connect(close_sockets_at_logout, dispatch_uid="ws4redis_mw.close_sockets_at_logout")
         setting_changed.connect(settings_changed, dispatch_uid="ws4redis_mw.settings_changed")
         checks.register(check_app_order)
         checks.register(check_client_publishing, checks.Tags.security, deploy=True)

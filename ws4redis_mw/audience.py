@@ -18,7 +18,12 @@ from .settings import Settings, import_string_or_callable
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-__all__ = ["django_request", "process_request", "username", "allowed_flags"]
+__all__ = ["django_request", "process_request", "username", "session_key", "BOUND_SESSION_ATTRIBUTE", "allowed_flags"]
+
+#: The request attribute that names the session a socket without a session
+#: cookie belongs to (a token's, :mod:`ws4redis_mw.tokens`): it gets no session
+#: channel, but ends with that session.
+BOUND_SESSION_ATTRIBUTE = "ws4redis_bound_session"
 
 
 def process_request(request: Any) -> None:
@@ -50,6 +55,13 @@ def django_request(environ: WSGIEnvironment, settings: Settings) -> Any:
     hook = import_string_or_callable(settings.process_request) or process_request
     hook(request)
     return request
+
+
+def session_key(request: Any) -> Optional[str]:
+    """The key of the session the socket ends with, or ``None``."""
+    session = getattr(request, "session", None)
+    key = getattr(session, "session_key", None) if session is not None else None
+    return key if key is not None else getattr(request, BOUND_SESSION_ATTRIBUTE, None)
 
 
 def username(request: Any) -> Optional[str]:

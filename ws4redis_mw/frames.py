@@ -59,6 +59,7 @@ class CloseCode(enum.IntEnum):
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
     TRY_AGAIN_LATER = 1013
+    SESSION_ENDED = 4001  # ws4redis_mw's own: logout, a ban (ws4redis_mw.disconnect); do not reconnect
 
 
 OP_CONT, OP_TEXT, OP_BINARY = Opcode.CONT, Opcode.TEXT, Opcode.BINARY

@@ -65,7 +65,7 @@ import gevent
 import gevent.event
 from redis.exceptions import RedisError
 
-from . import frames, history
+from . import control, frames, history
 from .cluster import ClusterCommands, ClusterSubscription
 from .commands import CommandPipeline, RedisUnavailable
 from .connection import discover_master, is_cluster, is_sentinel, sentinel_config
@@ -109,7 +109,9 @@ class Listener(Hashable, Protocol):
 class Hub:
     def __init__(self, settings: Settings):
         self._timeout = settings.redis_timeout
-        self._registry: Registry[Listener] = Registry()
+        self._control = control.control_channel(settings.prefix)
+        self._registry: Registry[Listener] = Registry(pinned=[self._control])
+        self._identities: Dict[Listener, control.Identity] = {}  # whom disconnect orders may close
         self._cluster = is_cluster(settings.connection)
         self._subscription: Union[Subscription, ClusterSubscription]
         self._commands: Union[CommandPipeline, ClusterCommands]
@@ -212,8 +214,11 @@ class Hub:
 
     # -- subscriptions -------------------------------------------------------
 
-    def attach(self, listener: Listener, channels: Sequence[str], timeout: Optional[float] = None) -> List[Optional[bytes]]:
+    def attach(self, listener: Listener, channels: Sequence[str], timeout: Optional[float] = None,
+               identity: Optional[control.Identity] = None) -> List[Optional[bytes]]:
         """Subscribe ``listener`` to ``channels``; return each channel's kept message (or ``None``).
+
+        ``identity`` is whom :func:`ws4redis_mw.disconnect` orders name to close it.
 
         Raises :class:`RedisUnavailable` (with nothing left attached) if Redis
         is down or does not confirm within ``timeout`` seconds (default
@@ -228,6 +233,8 @@ class Hub:
         if not connected:
             raise RedisUnavailable("not connected to Redis")
         new = self._registry.add(listener, channels)
+        if identity is not None:
+            self._identities[listener] = identity
         try:
             self._subscription.subscribe(new)
             self._subscription.wait_confirmed(channels, timeout)
@@ -241,6 +248,7 @@ class Hub:
     def detach(self, listener: Listener) -> None:
         """Remove ``listener`` everywhere; unsubscribe channels nobody wants any more."""
         gone = self._registry.remove(listener)
+        self._identities.pop(listener, None)
         for channel in gone:
             self._histories.pop(channel, None)
         self._subscription.unsubscribe(gone)
@@ -359,7 +367,30 @@ class Hub:
 
     # -- delivery ------------------------------------------------------------
 
+    def identities(self) -> List[Tuple[Listener, control.Identity]]:
+        """Each attached socket that has an identity, with it."""
+        return list(self._identities.items())
+
+    def close_matching(self, order: control.Order) -> int:
+        """Start closing every local socket ``order`` matches; how many."""
+        closing = [listener for listener, identity in self._identities.items() if order.matches(identity)]
+        for listener in closing:
+            listener.server_close(order.code, order.reason)  # type: ignore[arg-type]  # any server code, not only the enum's
+        return len(closing)
+
+    def _obey(self, payload: bytes) -> None:
+        order = control.Order.decode(payload)
+        if order is None:
+            logger.warning("ignored a message on the control channel %r that is no disconnect order: %r", self._control, payload[:200])
+            return
+        closed = self.close_matching(order)
+        if closed:
+            logger.info("disconnect order %s: closing %d socket(s)", order, closed)
+
     def _dispatch(self, channel: str, payload: bytes) -> None:
+        if channel == self._control:
+            self._obey(payload)
+            return
         if self._healing is not None and (not self._cluster or channel in self._gap_channels):
             self._healing.append((channel, payload))  # after the healed ones
             return

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple, Ty
 
 from werkzeug.wrappers import Request
 
-from . import audience, clientaddr, events, frames, handshake, history, metrics, transports
+from . import audience, clientaddr, control, events, frames, handshake, history, metrics, revalidation, transports
 from .bridge import Bridge
 from .handshake import Refusal
 from .hub import RedisUnavailable, get_hub
@@ -174,7 +174,10 @@ class WebSocketMiddleware:
         socket.on_closed = lambda: self._counts.release(address, user)
         views = None
         try:
-            kept = hub.attach(socket, subscriptions)
+            identity = control.Identity(user, audience.session_key(request), shake.facility)
+            kept = hub.attach(socket, subscriptions, identity=identity)
+            if identity.session is not None:
+                revalidation.watch(hub)  # the socket ends with its session
             if positions is not None and history_channels:
                 try:
                     views = hub.history_views({channel: positions.get(names[channel]) for channel in history_channels})

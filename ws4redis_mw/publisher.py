@@ -13,7 +13,7 @@ version, and a Redis that cannot be reached raises
 :class:`ws4redis_mw.RedisUnavailable` (redis-py's error as its ``__cause__``).
 A pooled connection that Redis closed while idle is replaced and the call
 sent once more; a timeout is not retried.  Under Redis Cluster a failed
-call has the client read the slot map again (:func:`_reread_slot_map`), and
+call has the client read the slot map again (:func:`reread_slot_map`), and
 ``CLUSTERDOWN`` (no master for a slot yet, during a failover) is
 :class:`ws4redis_mw.RedisUnavailable` too.
 """
@@ -34,7 +34,8 @@ from .metrics import METRICS
 from .redis_store import RedisMessage, RedisStore, own_groups, own_sessions, own_users
 from .settings import process_settings
 
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, ClusterDownError)
+#: What redis-py raises when Redis cannot be reached in time (mapped to RedisUnavailable).
+UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, ClusterDownError)
 
 __all__ = ["RedisPublisher"]
 
@@ -57,9 +58,9 @@ class RedisPublisher(RedisStore):
         """Publish and keep ``message``; raises :class:`~ws4redis_mw.RedisUnavailable` if Redis cannot be reached in time."""
         try:
             super()._publish(message, expire, transaction)
-        except _UNAVAILABLE as exc:
+        except UNAVAILABLE as exc:
             METRICS.publish_failures["django"] += 1
-            _reread_slot_map(self._connection)
+            reread_slot_map(self._connection)
             raise RedisUnavailable(f"publishing to Redis failed: {exc}") from exc
         METRICS.published["django"] += len(self._publishers)
 
@@ -82,15 +83,15 @@ class RedisPublisher(RedisStore):
         for name in names:
             try:
                 message: Optional[bytes] = self._connection.get(name)
-            except _UNAVAILABLE as exc:
-                _reread_slot_map(self._connection)
+            except UNAVAILABLE as exc:
+                reread_slot_map(self._connection)
                 raise RedisUnavailable(f"reading from Redis failed: {exc}") from exc
             if message:
                 return message
         return None
 
 
-def _reread_slot_map(client: Any) -> None:
+def reread_slot_map(client: Any) -> None:
     """Under Redis Cluster: have ``client`` read the slot map again after a failed call, and pick a default node that answers.
 
     redis-py (8.1) reads the map again only when the connection to the

@@ -12,6 +12,9 @@ Design rules of this module:
   is what the next connection subscribes to again.
 * A confirmation for a channel nobody wants any more (it was removed while
   the ``SUBSCRIBE`` was on its way) does not make it subscribed.
+* A *pinned* channel (the hub's control channel) is wanted with or without
+  listeners, for the registry's whole life: it is never returned to
+  unsubscribe, and it is not counted among the sockets' channels.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ _EMPTY: Tuple[()] = ()
 
 
 class Registry(Generic[L]):
-    def __init__(self) -> None:
+    def __init__(self, pinned: Sequence[str] = ()) -> None:
         self._listeners: Dict[str, Set[L]] = {}  # channel -> its listeners
         self._channels: Dict[L, Tuple[str, ...]] = {}  # listener -> its channels
         self._subscribed: Set[str] = set()
+        self._pinned = tuple(dict.fromkeys(pinned))
 
     def add(self, listener: L, channels: Sequence[str]) -> List[str]:
         """Attach ``listener`` to ``channels``; the channels nobody wanted before."""
@@ -40,7 +44,8 @@ class Registry(Generic[L]):
             group = self._listeners.get(channel)
             if group is None:
                 group = self._listeners[channel] = set()
-                new.append(channel)
+                if channel not in self._pinned:
+                    new.append(channel)
             group.add(listener)
         return new
 
@@ -54,8 +59,9 @@ class Registry(Generic[L]):
             group.discard(listener)
             if not group:
                 del self._listeners[channel]
-                self._subscribed.discard(channel)
-                gone.append(channel)
+                if channel not in self._pinned:
+                    self._subscribed.discard(channel)
+                    gone.append(channel)
         return gone
 
     def listeners(self, channel: str) -> Collection[L]:
@@ -65,10 +71,10 @@ class Registry(Generic[L]):
         return list(self._channels)
 
     def wanted(self) -> List[str]:
-        return list(self._listeners)
+        return [*self._pinned, *(channel for channel in self._listeners if channel not in self._pinned)]
 
     def confirm(self, channel: str) -> None:
-        if channel in self._listeners:
+        if channel in self._listeners or channel in self._pinned:
             self._subscribed.add(channel)
 
     def is_subscribed(self, channel: str) -> bool:

@@ -8,12 +8,21 @@ handshake then runs as that user.
 
 Rules of this module:
 
-* A token is ``django.core.signing.dumps`` of the user's primary key, salted
-  with :data:`SALT` (a token is good for nothing else signed with
+* A token is ``django.core.signing.dumps`` of the user's primary key, the
+  user's session auth hash and, when made from a request, its session key,
+  salted with :data:`SALT` (a token is good for nothing else signed with
   ``SECRET_KEY``), with the time it was made.  It is valid
   ``WS4REDIS_TOKEN_MAX_AGE`` seconds (default :data:`DEFAULT_MAX_AGE`, 60):
   it is only needed to open a socket, so a client asks for a new one before
-  each (re)connection.  An open socket is not closed when its token expires.
+  each (re)connection.
+* A token is **bound to the session** it was made in (``make_token(request)``):
+  after that session's logout (or expiry) it is refused, and a socket it
+  opened ends with the session like a cookie's socket does (closed by the
+  logout's disconnect order, checked again by
+  :mod:`ws4redis_mw.revalidation`), though it gets no session channel.  A
+  changed password refuses every token made before (the session auth hash
+  differs).  ``make_token(user)``, without a request, makes a token bound to
+  no session: refused after a password change, not after a logout.
 * A handshake **with** a ``token`` query parameter that is expired, forged,
   altered, made for a user that no longer exists or is inactive, is refused
   with **403** (1008 where the server has already upgraded): a client that
@@ -31,7 +40,7 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 from . import audience
 
@@ -58,12 +67,20 @@ def max_age() -> float:
     return float(getattr(django_settings, "WS4REDIS_TOKEN_MAX_AGE", DEFAULT_MAX_AGE))
 
 
-def make_token(user: Any) -> str:
-    """A token that opens websockets as ``user`` for ``WS4REDIS_TOKEN_MAX_AGE`` seconds from now."""
+def make_token(request_or_user: Any) -> str:
+    """A token that opens websockets as the request's user (bound to its session), or as a user, for ``WS4REDIS_TOKEN_MAX_AGE`` seconds."""
     from django.core import signing
 
-    token: str = signing.dumps(str(user.pk), salt=SALT, compress=False)
+    user = getattr(request_or_user, "user", request_or_user)
+    session = getattr(request_or_user, "session", None)
+    claims = {"u": str(user.pk), "h": _auth_hash(user), "s": getattr(session, "session_key", None)}
+    token: str = signing.dumps(claims, salt=SALT, compress=False)
     return token
+
+
+def _auth_hash(user: Any) -> str:
+    get_hash = getattr(user, "get_session_auth_hash", None)  # a custom user model may have none
+    return get_hash()[:16] if get_hash is not None else ""
 
 
 def user_for_token(token: str, max_age_seconds: Optional[float] = None) -> Any:
@@ -71,23 +88,37 @@ def user_for_token(token: str, max_age_seconds: Optional[float] = None) -> Any:
 
     ``max_age_seconds`` defaults to ``WS4REDIS_TOKEN_MAX_AGE``.
     """
+    return _verify(token, max_age_seconds)[0]
+
+
+def _verify(token: str, max_age_seconds: Optional[float] = None) -> Tuple[Any, Optional[str]]:
+    """The user ``token`` was made for and the key of the session it is bound to (``None``: none)."""
     from django.contrib.auth import get_user_model
     from django.core import signing
 
+    from .revalidation import session_state
+
     try:
-        pk = signing.loads(token, salt=SALT, max_age=max_age() if max_age_seconds is None else max_age_seconds)
+        claims = signing.loads(token, salt=SALT, max_age=max_age() if max_age_seconds is None else max_age_seconds)
     except signing.SignatureExpired:
         raise InvalidToken("expired token") from None
     except signing.BadSignature:
         raise InvalidToken("invalid token") from None
+    if not isinstance(claims, dict) or not isinstance(claims.get("u"), str):
+        raise InvalidToken("invalid token")  # signed by us, but in an older form
     model = get_user_model()
     try:
-        user = model._default_manager.get(pk=pk)
+        user = model._default_manager.get(pk=claims["u"])
     except (model.DoesNotExist, ValueError, TypeError):
         raise InvalidToken("token for an unknown user") from None
     if not getattr(user, "is_active", True):
         raise InvalidToken("token for an inactive user")
-    return user
+    if claims.get("h") != _auth_hash(user):
+        raise InvalidToken("token made before the user's password changed")
+    session = claims.get("s")
+    if session is not None and session_state(str(session)) != (True, user.get_username()):
+        raise InvalidToken("token of a session that ended (logout or expiry)")
+    return user, session
 
 
 def process_request(request: Any) -> None:
@@ -102,8 +133,9 @@ def process_request(request: Any) -> None:
     from .handshake import Refusal
 
     try:
-        user = user_for_token(token)
+        user, session = _verify(token)
     except InvalidToken as exc:
         raise Refusal(HTTPStatus.FORBIDDEN, str(exc)) from None
     request.session = None
     request.user = user
+    setattr(request, audience.BOUND_SESSION_ATTRIBUTE, session)  # the socket ends with it

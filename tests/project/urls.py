@@ -7,6 +7,7 @@ urlpatterns = [
     path("stream", views.stream),
     path("publish", views.publish),
     path("login", views.login_view),
+    path("logout", views.logout_view),
     path("stats", views.stats),
     path("groups", views.set_groups),
     path("token", views.token),

@@ -59,6 +59,15 @@ def login_view(request):
 
 
 @csrf_exempt
+def logout_view(request):
+    """POST: Django's logout() of the requesting session."""
+    from django.contrib.auth import logout
+
+    logout(request)
+    return JsonResponse({"ok": True})
+
+
+@csrf_exempt
 def set_groups(request):
     """POST username and comma-separated groups: the user's groups become exactly these (no login)."""
     user = User.objects.get(username=request.POST["username"])
@@ -72,7 +81,7 @@ def token(request):
 
     if not request.user.is_authenticated:
         return JsonResponse({"error": "log in first"}, status=403)
-    return JsonResponse({"token": make_token(request.user)})
+    return JsonResponse({"token": make_token(request)})
 
 
 def stats(request):

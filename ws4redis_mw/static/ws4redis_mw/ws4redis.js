@@ -52,6 +52,9 @@
  *                         server rejected us on purpose, so retrying fast would only hammer
  *                         it: the next attempt waits between backoff_max/2 and backoff_max.
  *                         true: stop reconnecting altogether after such a close.
+ *                         4001 (session ended: logout, an expired session, a ban by
+ *                         ws4redis_mw.disconnect) never reconnects, whatever this says: the
+ *                         page has to be loaded again (the user logs in again).
  *   queue_limit           default 1000. Messages passed to send_message() while not connected
  *                         are queued (at most this many) and sent in order on the next open.
  *                         When full, new messages are refused (send_message returns false).
@@ -105,6 +108,8 @@
 		stop_on_policy_close: false, queue_limit: 1000, decode_binary: true, on_recovery: null
 	};
 	var RECOVER = 'recover';
+
+	var SESSION_ENDED = 4001;
 
 	function is_policy_close(code) {
 		return code === 1003 || code === 1008 || (code >= 4000 && code <= 4999);
@@ -315,7 +320,9 @@
 			stable_timer = heartbeat_timer = null;
 			var delay = null;
 			if (!closed && opts.reconnect) {
-				if (!is_policy_close(evt.code)) {
+				if (evt.code === SESSION_ENDED) {
+					delay = null;  // the credentials are gone: a retry would only get an anonymous socket or a 403
+				} else if (!is_policy_close(evt.code)) {
 					// full jitter: uniform in [0, min(cap, base * 2^failures))
 					delay = Math.random() * Math.min(opts.backoff_max, opts.backoff_base * Math.pow(2, failures));
 				} else if (!opts.stop_on_policy_close) {
