@@ -199,3 +199,22 @@ def test_cluster_configuration_names_the_startup_nodes_and_only_database_0():
     assert node_config({"cluster_nodes": [("a", 1)], "password": None}, "b", 2) == {"password": None, "host": "b", "port": 2}
     with pytest.raises(ValueError):
         cluster_config("redis+cluster://10.0.0.1:7000/1")
+
+
+def test_logout_and_disconnect_orders_reach_the_sockets_under_a_cluster(server, cluster, django_setup):
+    from django.test import override_settings
+
+    import ws4redis_mw
+    from test_control import closed_with
+
+    username = "u" + uuid.uuid4().hex[:10]
+    http = Http(server.http)
+    http.login(username)
+    path = f"{server.ws}/ws/f{uuid.uuid4().hex[:8]}?subscribe-user"
+    first = connect(path, additional_headers={"Cookie": http.cookie_header()})
+    with override_settings(WS4REDIS_CONNECTION=cluster.url):  # this process publishes the order to the cluster
+        assert ws4redis_mw.disconnect(user=username, code=4003) >= 1
+    assert closed_with(first, timeout=1.0) == 4003
+    second = connect(path, additional_headers={"Cookie": http.cookie_header()})
+    assert http.request("/logout", b"")[0] == 200
+    assert closed_with(second, timeout=1.0) == 4001
