@@ -22,7 +22,7 @@ import dataclasses
 import hashlib
 import logging
 from http import HTTPStatus
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from werkzeug.http import is_hop_by_hop_header
 from werkzeug.wrappers import Request, Response
@@ -95,10 +95,17 @@ def is_websocket_request(request: Request) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket" and "upgrade" in connection
 
 
+#: Most query parameters a handshake may carry.  ws4redis' flags are about a
+#: dozen; without a bound, thousands would cost every later step (and Django
+#: refuses more than ``DATA_UPLOAD_MAX_NUMBER_FIELDS`` with an exception).
+MAX_QUERY_PARAMETERS = 100
+
+
 def parse(request: Request, websocket_url: str, *, upgraded: bool = False) -> Handshake:
     """Check the handshake of ``request``; ``upgraded``: the server already did the HTTP part."""
     if not upgraded:
         _check_http(request)
+    _check_target(request.environ)
     facility = request.path[len(websocket_url):] if request.path.startswith(websocket_url) else ""
     try:
         validate_facility(facility)
@@ -107,6 +114,21 @@ def parse(request: Request, websocket_url: str, *, upgraded: bool = False) -> Ha
     flags = list(request.args.keys())
     return Handshake(facility=facility, flags=flags, key=request.headers.get("Sec-WebSocket-Key", ""), echo="echo" in flags,
                      recover=request.args.get("recover"))
+
+
+def _check_target(environ: Any) -> None:
+    """The path and query are UTF-8 (WSGI hands them over as latin-1 text) and the query has a sane size."""
+    for name in ("PATH_INFO", "QUERY_STRING"):
+        value = environ.get(name, "")
+        try:
+            value.encode("latin-1").decode("utf-8")
+        except UnicodeEncodeError:
+            continue  # a server that already decoded it (not by the book): nothing to check
+        except UnicodeDecodeError:
+            what = "path" if name == "PATH_INFO" else "query string"
+            raise Refusal(HTTPStatus.BAD_REQUEST, f"the {what} is not UTF-8") from None
+    if environ.get("QUERY_STRING", "").count("&") >= MAX_QUERY_PARAMETERS:
+        raise Refusal(HTTPStatus.BAD_REQUEST, f"more than {MAX_QUERY_PARAMETERS} query parameters")
 
 
 def _check_http(request: Request) -> None:
