@@ -203,9 +203,9 @@ def test_cluster_configuration_names_the_startup_nodes_and_only_database_0():
 
 def test_logout_and_disconnect_orders_reach_the_sockets_under_a_cluster(server, cluster, django_setup):
     from django.test import override_settings
+    from test_control import closed_with
 
     import ws4redis_mw
-    from test_control import closed_with
 
     username = "u" + uuid.uuid4().hex[:10]
     http = Http(server.http)

@@ -240,6 +240,33 @@ def test_longest_facility_name_is_accepted(connect, http):
     assert recv(ws) == "long"
 
 
+def test_a_host_outside_allowed_hosts_is_refused_400_even_with_its_own_origin(server):
+    """DNS rebinding: a page of evil.example resolved to this server sends Host and Origin evil.example."""
+    from helpers import exchange, status_of
+
+    request = (b"GET /ws/chat?subscribe-broadcast HTTP/1.1\r\nHost: evil.example\r\nOrigin: http://evil.example\r\n"
+               b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + KEY.encode() +
+               b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    sock = raw_websocket_bytes(server, request) if server.mode.refuses_after_upgrade else None
+    if sock is not None:
+        assert read_close_code(sock) == 1008
+        return
+    response, answered = exchange(server.port, request)
+    assert answered and status_of(response) == 400, response[:300]
+
+
+def raw_websocket_bytes(server, request: bytes):
+    import socket as socket_module
+
+    sock = socket_module.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+    sock.sendall(request)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(1)
+    assert data.startswith(b"HTTP/1.1 101"), data
+    return sock
+
+
 def test_foreign_origin_is_refused_403(server, connect):
     assert_refused(server, connect, f"/ws/{facility()}?subscribe-broadcast", 403, 1008, origin="http://evil.example")
 

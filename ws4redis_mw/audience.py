@@ -52,6 +52,10 @@ def django_request(environ: WSGIEnvironment, settings: Settings) -> Any:
     from django.core.handlers.wsgi import WSGIRequest
 
     request = WSGIRequest(environ)
+    # ALLOWED_HOSTS, as Django checks every request that asks for the host: a
+    # page of a DNS-rebinding name passes the Origin check (its Origin and
+    # Host agree) and must not reach the site's channels. DisallowedHost.
+    request.get_host()
     hook = import_string_or_callable(settings.process_request) or process_request
     hook(request)
     return request

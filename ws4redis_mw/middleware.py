@@ -119,13 +119,15 @@ class WebSocketMiddleware:
         self, environ: "WSGIEnvironment", shake: handshake.Handshake, settings: Settings, name: str
     ) -> Tuple[WebSocket, List[Optional[bytes]], Optional[Dict[str, history.View]]]:
         """Work out the socket's channels and attach it to the hub, before the 101."""
-        from django.core.exceptions import PermissionDenied, SuspiciousOperation
+        from django.core.exceptions import DisallowedHost, PermissionDenied, SuspiciousOperation
 
         try:
             request = audience.django_request(environ, settings)
             return self._attach(request, shake, settings, name)
         except PermissionDenied as exc:  # from a hook: ws4redis refused the socket with 403
             raise Refusal(HTTPStatus.FORBIDDEN, "permission denied", logged=f"PermissionDenied({str(exc)!r})") from None
+        except DisallowedHost as exc:
+            raise Refusal(HTTPStatus.BAD_REQUEST, "Host not allowed", logged=str(exc)) from None
         except SuspiciousOperation as exc:  # Django's verdict on the request (too many fields, a bad session...)
             raise Refusal(HTTPStatus.BAD_REQUEST, "bad request", logged=f"{type(exc).__name__}({str(exc)!r})") from None
         finally:
