@@ -359,6 +359,40 @@ def test_odd_targets_are_refused_400_never_500(server, target):
     assert "Traceback" not in server.log_text()[logged_before:]
 
 
+# -- subprotocols --------------------------------------------------------------
+
+def test_the_clients_first_subprotocol_offer_is_selected_as_ws4redis_did(connect):
+    ws = connect(f"/ws/{facility()}?subscribe-broadcast&publish-broadcast&echo", subprotocols=["chat.v2", "chat.v1"])
+    assert ws.subprotocol == "chat.v2"
+    ws.send("works")
+    assert recv(ws) == "works"
+
+
+def test_a_client_that_offers_no_subprotocol_gets_none(connect):
+    ws = connect(f"/ws/{facility()}?subscribe-broadcast")
+    assert ws.subprotocol is None
+
+
+@pytest.mark.parametrize("offer", ["a b", "chat,", "{x}", "ü"])
+def test_a_malformed_subprotocol_offer_is_refused_400(server, offer):
+    if server.mode.refuses_after_upgrade:
+        sock = raw_websocket_bytes(server, _handshake_bytes(f"/ws/{facility()}?subscribe-broadcast",
+                                                            f"Sec-WebSocket-Protocol: {offer}\r\n".encode()))
+        assert read_close_code(sock) == 1008
+        return
+    from helpers import exchange, status_of
+
+    response, _ = exchange(server.port, _handshake_bytes(f"/ws/{facility()}?subscribe-broadcast",
+                                                         f"Sec-WebSocket-Protocol: {offer}\r\n".encode()))
+    assert status_of(response) == 400, response[:300]
+    assert b"\r\nSec-WebSocket-Protocol:" not in response.split(b"\r\n\r\n")[0]
+
+
+def _handshake_bytes(path: str, extra: bytes = b"") -> bytes:
+    return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n").encode() + extra + b"\r\n"
+
+
 def test_unsupported_version_is_refused_426(server):
     if server.mode.refuses_after_upgrade:
         pytest.skip("not ours to answer: gevent-websocket's handler does the handshake before the app runs "

@@ -21,6 +21,7 @@ import binascii
 import dataclasses
 import hashlib
 import logging
+import re
 from http import HTTPStatus
 from typing import Any, List, Optional, Tuple
 
@@ -88,6 +89,7 @@ class Handshake:
     echo: bool
     #: The ``recover`` flag's value (``""`` for a bare flag), or ``None`` without it.
     recover: Optional[str] = None
+    subprotocol: Optional[str] = None  # the one selected, named in the 101
 
 
 def is_websocket_request(request: Request) -> bool:
@@ -101,8 +103,12 @@ def is_websocket_request(request: Request) -> bool:
 MAX_QUERY_PARAMETERS = 100
 
 
-def parse(request: Request, websocket_url: str, *, upgraded: bool = False) -> Handshake:
-    """Check the handshake of ``request``; ``upgraded``: the server already did the HTTP part."""
+def parse(request: Request, websocket_url: str, *, upgraded: bool = False,
+          subprotocols: Optional[Tuple[str, ...]] = None) -> Handshake:
+    """Check the handshake of ``request``; ``upgraded``: the server already did the HTTP part.
+
+    ``subprotocols`` is ``WS4REDIS_SUBPROTOCOLS`` (:func:`select_subprotocol`).
+    """
     if not upgraded:
         _check_http(request)
     _check_target(request.environ)
@@ -112,8 +118,48 @@ def parse(request: Request, websocket_url: str, *, upgraded: bool = False) -> Ha
     except InvalidFacility as exc:
         raise Refusal(HTTPStatus.BAD_REQUEST, f"invalid facility name: {exc}") from None
     flags = list(request.args.keys())
+    subprotocol = select_subprotocol(request.environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL"), subprotocols)
     return Handshake(facility=facility, flags=flags, key=request.headers.get("Sec-WebSocket-Key", ""), echo="echo" in flags,
-                     recover=request.args.get("recover"))
+                     recover=request.args.get("recover"), subprotocol=subprotocol)
+
+
+# RFC 7230 3.2.6's token characters: a subprotocol name is a token (RFC 6455 4.1).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def validate_subprotocols(value: Any) -> Optional[Tuple[str, ...]]:
+    """``WS4REDIS_SUBPROTOCOLS`` as a tuple of names; ``ValueError`` for a name that is no token."""
+    if value is None:
+        return None
+    names = (value,) if isinstance(value, str) else tuple(value)
+    for name in names:
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise ValueError(f"{name!r} is not a subprotocol name (an HTTP token: letters, digits, !#$%&'*+-.^_`|~)")
+    return names
+
+
+def select_subprotocol(header: Optional[str], supported: Optional[Tuple[str, ...]]) -> Optional[str]:
+    """The subprotocol the 101 names, from the client's ``Sec-WebSocket-Protocol`` offers.
+
+    ``supported`` ``None``: the client's first offer (ws4redis' behaviour).
+    Otherwise the first offer that is supported; offers with none supported
+    are refused with 400 (an answer without a subprotocol would be valid,
+    but uWSGI's handshake cannot leave the header out, so every server
+    refuses alike).
+    """
+    if header is None or not header.strip():
+        return None
+    offers = [offer.strip() for offer in header.split(",")]
+    if not all(_TOKEN.fullmatch(offer) for offer in offers):
+        raise Refusal(HTTPStatus.BAD_REQUEST, "malformed Sec-WebSocket-Protocol: a comma-separated list of names",
+                      logged=f"Sec-WebSocket-Protocol {header[:200]!r}")
+    if supported is None:
+        return offers[0]
+    for offer in offers:
+        if offer in supported:
+            return offer
+    raise Refusal(HTTPStatus.BAD_REQUEST, f"none of the offered subprotocols is spoken here: {', '.join(supported)}",
+                  logged=f"Sec-WebSocket-Protocol {header[:200]!r}")
 
 
 def _check_target(environ: Any) -> None:
@@ -168,7 +214,13 @@ def check_origin(request: Request, policy: OriginPolicy, proxy_ssl_header: Optio
         raise Refusal(HTTPStatus.FORBIDDEN, "this page's origin may not open websockets here", logged=f"origin {origin!r}")
 
 
-def accept_headers(key: str) -> List[Tuple[str, str]]:
-    """The headers of the 101 answer to ``Sec-WebSocket-Key: key``."""
+def accept_headers(key: str, subprotocol: Optional[str] = None) -> List[Tuple[str, str]]:
+    """The headers of the 101 answer to ``Sec-WebSocket-Key: key``, naming ``subprotocol`` if one was selected."""
     accept = base64.b64encode(hashlib.sha1(key.encode("ascii") + _GUID).digest()).decode("ascii")
-    return [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept)]
+    headers = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept)]
+    if subprotocol is not None:
+        headers.append((SUBPROTOCOL_HEADER, subprotocol))
+    return headers
+
+
+SUBPROTOCOL_HEADER = "Sec-WebSocket-Protocol"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple, Type
 
@@ -87,6 +88,21 @@ class WebSocketMiddleware:
             return self.app(environ, start_response)
         return self._serve_websocket(environ, start_response)
 
+    def app_protocol(self, path: str) -> Optional[str]:
+        """gevent-websocket's hook: the subprotocol its handler names in the 101 it sends before the application runs.
+
+        It passes the path only; the offers are in the environ of its
+        handler, the caller (gevent-websocket 0.10, unchanged since 2017).
+        A malformed or unsupported offer selects none here: the handshake
+        is then refused with 1008 once the application runs.
+        """
+        handler = sys._getframe(1).f_locals.get("self")
+        environ = getattr(handler, "environ", None) or {}
+        try:
+            return handshake.select_subprotocol(environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL"), self.settings.subprotocols)
+        except Refusal:
+            return None
+
     def _serve_websocket(self, environ: "WSGIEnvironment", start_response: "StartResponse") -> Iterable[bytes]:
         settings = self.settings
         request = Request(environ)
@@ -95,7 +111,7 @@ class WebSocketMiddleware:
         name = f"ws#{socket_id} {request.path!r}"  # repr: a path may hold control characters
         client = clientaddr.from_environ(environ, settings.trusted_proxies)  # the visitor's, through trusted proxies
         try:
-            shake = handshake.parse(request, settings.websocket_url, upgraded=upgraded)
+            shake = handshake.parse(request, settings.websocket_url, upgraded=upgraded, subprotocols=settings.subprotocols)
             transports.check_supported(environ)
             handshake.check_origin(request, self._origins, settings.secure_proxy_ssl_header, secure=client.secure)
             socket, kept, views = self._open(environ, shake, settings, name)
@@ -107,7 +123,7 @@ class WebSocketMiddleware:
             logger.exception("%s: handshake failed", name)
             return self._refuse(Refusal(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error"), environ, start_response, upgraded, name)
         try:
-            transport = transports.accept(environ, start_response, handshake.accept_headers(shake.key))
+            transport = transports.accept(environ, start_response, handshake.accept_headers(shake.key, shake.subprotocol))
         except BaseException:
             socket.hub.detach(socket)
             raise

@@ -81,6 +81,12 @@ class Settings:
     #: request's own origin (and ``CSRF_TRUSTED_ORIGINS``). Requests without
     #: an Origin header (non-browser clients) are always allowed.
     allowed_origins: Any = None
+    #: Subprotocols (``Sec-WebSocket-Protocol``) this site speaks, in the
+    #: client's order of preference: the first of the client's offers that is
+    #: listed is selected, and a client that offers only others is refused with
+    #: 400. ``None``: the client's first offer is selected, whatever it is (as
+    #: ws4redis did). A client that offers none gets none either way.
+    subprotocols: Optional[Tuple[str, ...]] = None
     #: Django's ``CSRF_TRUSTED_ORIGINS``, trusted here too (same syntax).
     csrf_trusted_origins: Tuple[str, ...] = ()
     #: Django's ``SECURE_PROXY_SSL_HEADER``: says when a request came over TLS
@@ -167,6 +173,7 @@ SOURCES: Dict[str, Tuple[str, Any]] = {
     "ping_timeout": ("WS4REDIS_PING_TIMEOUT", _OPTIONAL_FLOAT),
     "close_timeout": ("WS4REDIS_CLOSE_TIMEOUT", float),
     "allowed_origins": ("WS4REDIS_ALLOWED_ORIGINS", None),
+    "subprotocols": ("WS4REDIS_SUBPROTOCOLS", "subprotocols"),
     "csrf_trusted_origins": ("CSRF_TRUSTED_ORIGINS", tuple),
     "secure_proxy_ssl_header": ("SECURE_PROXY_SSL_HEADER", lambda value: tuple(value) if value else None),
     "max_frames_per_message": ("WS4REDIS_MAX_FRAMES_PER_MESSAGE", _OPTIONAL_INT),
@@ -203,6 +210,10 @@ def _convert(conversion: Any, value: Any) -> Any:
         return value
     if conversion == "prefix":
         return validate_prefix(value)
+    if conversion == "subprotocols":
+        from .handshake import validate_subprotocols
+
+        return validate_subprotocols(value)
     if conversion == _POSITIVE_SECONDS:
         if not float(value) > 0:
             raise ValueError(f"must be a number of seconds above 0, not {value!r}")

@@ -45,6 +45,8 @@ from typing import TYPE_CHECKING, Any, List, Optional, Protocol, Tuple
 import gevent
 import gevent.socket
 
+from .handshake import SUBPROTOCOL_HEADER
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
@@ -246,10 +248,13 @@ def accept(environ: WSGIEnvironment, start_response: StartResponse, headers: Lis
     if kind == "uwsgi":
         import uwsgi
 
-        # uWSGI writes its own 101 (from the same key; it also echoes Origin
-        # and any requested subprotocol); ``headers`` are ours, not needed.
-        # Both calls find the request through the current greenlet.
-        uwsgi.websocket_handshake(environ.get("HTTP_SEC_WEBSOCKET_KEY", ""))
+        # uWSGI writes its own 101 from the same key (it also echoes Origin).
+        # Left empty, it would echo the client's whole Sec-WebSocket-Protocol
+        # offer, so the selected one is passed (the handshake selects one
+        # whenever the client offers any). Both calls find the request
+        # through the current greenlet.
+        subprotocol = next((value for name, value in headers if name == SUBPROTOCOL_HEADER), "")
+        uwsgi.websocket_handshake(environ.get("HTTP_SEC_WEBSOCKET_KEY", ""), "", subprotocol)
         # A duplicate: the connection outlives uWSGI's close() of its own
         # descriptor when the request returns (one descriptor per socket again
         # from then on), and the request greenlet need not wait.

@@ -44,6 +44,9 @@ WS4REDIS_MAX_BACKLOG = int(os.environ.get("WS4REDIS_TEST_MAX_BACKLOG", str(1024 
 WS4REDIS_PING_INTERVAL = float(os.environ.get("WS4REDIS_TEST_PING_INTERVAL", "25"))
 WS4REDIS_PING_TIMEOUT = float(os.environ.get("WS4REDIS_TEST_PING_TIMEOUT", "20"))
 WS4REDIS_ALLOWED_CHANNELS = "tests.project.views.allowed_channels"
+# "a,b": the subprotocols spoken; unset: the client's first offer (ws4redis' behaviour).
+if os.environ.get("WS4REDIS_TEST_SUBPROTOCOLS"):
+    WS4REDIS_SUBPROTOCOLS = os.environ["WS4REDIS_TEST_SUBPROTOCOLS"].split(",")
 
 
 def _optional(name, default=None):
