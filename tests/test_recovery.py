@@ -167,15 +167,48 @@ def test_raw_publish_by_old_code_reaches_every_client_without_an_offset(server, 
         assert envelope(opted) == {"type": "message", "channel": "broadcast", "data": "from old code"}
 
 
-def test_client_publications_get_offsets_and_are_kept(server, redis):
+def test_a_logged_in_clients_publications_get_offsets_and_are_kept(server, redis):
+    from conftest import Http
+
+    http = Http(server.http)
+    http.login("u" + uuid.uuid4().hex[:8])
     name = facility()
-    with connect(f"{server.ws}/ws/{name}?publish-broadcast", open_timeout=5) as sender, \
+    with connect(f"{server.ws}/ws/{name}?publish-broadcast", open_timeout=5,
+                 additional_headers={"Cookie": http.cookie_header()}) as sender, \
             connect(recover_url(server, name), open_timeout=5) as opted:
         envelope(opted)
         sender.send("from a client")
         message = envelope(opted)
         assert (message["data"], message["offset"]) == ("from a client", 1)
     assert redis.xlen(stream(name)) == 1
+
+
+def test_anonymous_publications_are_delivered_but_never_kept_in_history(server, redis):
+    """WS4REDIS_ANONYMOUS_HISTORY off and WS4REDIS_ANONYMOUS_EXPIRE 0 (the defaults): nothing an anonymous client sends stays in Redis."""
+    name = facility()
+    with connect(f"{server.ws}/ws/{name}?publish-broadcast", open_timeout=5) as sender, \
+            connect(recover_url(server, name), open_timeout=5) as opted:
+        envelope(opted)
+        sender.send("from nobody")
+        message = envelope(opted)
+        assert message["data"] == "from nobody" and "offset" not in message, message
+    assert not redis.exists(stream(name)) and not redis.exists(meta(name)) and not redis.exists(f"broadcast:{name}")
+
+
+def test_a_site_that_opts_in_keeps_anonymous_publications_in_history(own_redis, django_setup, workdir):
+    server = start("pywsgi", own_redis, workdir, WS4REDIS_TEST_HEARTBEAT="", WS4REDIS_TEST_ANONYMOUS_HISTORY="1")
+    redis = own_redis.client()
+    name = facility()
+    try:
+        with connect(f"{server.ws}/ws/{name}?publish-broadcast", open_timeout=5) as sender, \
+                connect(recover_url(server, name), open_timeout=5) as opted:
+            envelope(opted)
+            sender.send("from nobody")
+            assert envelope(opted)["offset"] == 1
+        assert redis.xlen(stream(name)) == 1
+        assert not redis.exists(f"broadcast:{name}")  # kept messages are WS4REDIS_ANONYMOUS_EXPIRE's (0)
+    finally:
+        server.stop()
 
 
 def test_publication_from_django_code_gets_an_offset(server, redis):
@@ -321,3 +354,32 @@ async def _storm(urls, redis_process):
 
     *statuses, _ = await asyncio.wait_for(asyncio.gather(*(one(i, url) for i, url in enumerate(urls)), hang()), 40)
     return statuses
+
+
+def test_a_replay_larger_than_the_backlog_bound_is_not_recovered_and_one_that_fits_is(own_redis, django_setup, workdir):
+    """WS4REDIS_MAX_BACKLOG is 1 MiB in the test project: 59 missed publications of 60 KiB do not fit, 10 do.
+
+    Before, the whole replay was queued for the socket, read or not (6.3 MiB
+    for 100 x 64 KiB, held as long as pongs kept the socket alive).
+    """
+    server = start("pywsgi", own_redis, workdir, WS4REDIS_TEST_HEARTBEAT="")
+    redis = own_redis.client()
+    name = facility()
+    try:
+        for i in range(60):
+            publish(redis, name, f"m{i}:".ljust(60 * 1024, "."))
+        epoch = redis.hget(meta(name), "epoch").decode()
+        with connect(recover_url(server, name, {"broadcast": {"epoch": epoch, "offset": 1}}), open_timeout=5,
+                     max_size=None) as ws:
+            report = envelope(ws)
+            assert report["recovered"] is False and report["channels"]["broadcast"]["recovered"] is False, report
+            kept = envelope(ws)  # the kept message, as for any channel not recovered: the client's fresh state
+            assert kept.get("kept") is True and kept["data"].startswith("m59:"), kept["data"][:10]
+            assert_silent(ws, 0.5)  # nothing replayed
+        with connect(recover_url(server, name, {"broadcast": {"epoch": epoch, "offset": 50}}), open_timeout=5,
+                     max_size=None) as ws:
+            assert envelope(ws)["recovered"] is True
+            replayed = [envelope(ws)["data"][:4] for _ in range(10)]
+            assert replayed == [f"m{i}:"[:4] for i in range(50, 60)]
+    finally:
+        server.stop()

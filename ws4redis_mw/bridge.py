@@ -39,7 +39,9 @@ Its rules, in one place:
 * **Publishing.**  A client message is published only if the socket asked
   for a ``publish-*`` flag; otherwise it is dropped (as ws4redis does).  It
   is kept for ``expire`` seconds (the middleware gives anonymous sockets
-  ``anonymous_expire``, 0 by default).
+  ``anonymous_expire``, 0 by default) and enters the channels' history
+  unless ``keep_history`` is false (anonymous sockets, unless
+  ``anonymous_history``).
 * **Rates.**  Frames read (``max_frame_rate`` per second) and messages
   published (``max_publish_rate`` per second after a burst of
   ``publish_burst``) are token buckets; going over closes with 1008.  Pongs
@@ -61,7 +63,9 @@ Its rules, in one place:
   publications it missed, then kept messages of the channels it did not
   recover, then the live stream, in which a publication at or before the
   position it was told is dropped as already seen.  What arrives before
-  :meth:`Bridge.start` waits until after the replay.
+  :meth:`Bridge.start` waits until after the replay.  The replays of all
+  channels together stay within ``max_backlog``: a channel whose missed
+  publications would not fit is "not recovered", as when too many were missed.
 * **Close codes.**  Framing errors close with the parser's code (1002, 1007,
   1009); a publish that Redis refused closes with 1013, so the client knows
   the message was not sent; an internal error closes with 1011.
@@ -103,11 +107,12 @@ class Send:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Publish:
-    """Publish ``payload`` to ``channels`` and keep it ``expire`` seconds (0: not kept)."""
+    """Publish ``payload`` to ``channels`` and keep it ``expire`` seconds (0: not kept); in history only if ``history``."""
 
     channels: Tuple[str, ...]
     payload: bytes
     expire: int
+    history: bool = True
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -136,14 +141,15 @@ class Bridge:
 
     __slots__ = (
         "subscriptions", "publishers", "echo", "state", "closed_by", "close_code",
-        "settings", "expire", "_parser", "_heartbeat", "_heartbeat_frame", "_echoed_channels", "_own",
+        "settings", "expire", "keep_history", "_parser", "_heartbeat", "_heartbeat_frame", "_echoed_channels", "_own",
         "_discarding", "_last_received", "_last_heartbeat", "_ping_sent_at", "_close_deadline",
         "_frame_bucket", "_publish_bucket", "_answered", "recover", "_names", "_history_channels", "_positions", "_early", "recovered",
     )
 
     def __init__(self, settings: Settings, *, subscriptions: Sequence[str] = (), publishers: Sequence[str] = (),
                  echo: bool = False, expire: Optional[int] = None, recover: Optional[Mapping[str, history.Position]] = None,
-                 names: Optional[Mapping[str, str]] = None, history_channels: Sequence[str] = ()):
+                 names: Optional[Mapping[str, str]] = None, history_channels: Sequence[str] = (),
+                 keep_history: bool = True):
         self.subscriptions = list(subscriptions)
         self.publishers = tuple(publishers)
         self.echo = echo
@@ -152,6 +158,7 @@ class Bridge:
         self.close_code: Optional[int] = None
         self.settings = settings
         self.expire = settings.expire if expire is None else expire
+        self.keep_history = keep_history  # whether its publications enter the channels' history
         self._parser = frames.FrameParser(settings.max_message_size, settings.max_frames_per_message)
         rate = settings.max_frame_rate
         self._frame_bucket = None if rate is None else TokenBucket(rate, rate)
@@ -195,6 +202,7 @@ class Bridge:
         actions: List[Action] = []
         report: Dict[str, Tuple[Optional[str], int, bool]] = {}
         replays: List[bytes] = []
+        replayed, limit = 0, self.settings.max_backlog
         recovered_channels = set()
         for channel in self._history_channels:
             name = self._names.get(channel, channel)
@@ -205,8 +213,17 @@ class Bridge:
                 outcome = history.recover(position, view, self.settings.max_recover)
                 ok = outcome.recovered
                 if ok:
-                    recovered_channels.add(channel)
-                    replays += [history.message_frame(name, data, view.epoch, offset) for offset, data in outcome.replay]
+                    missed = [history.message_frame(name, data, view.epoch, offset) for offset, data in outcome.replay]
+                    size = sum(map(len, missed))
+                    # A replay is queued like live traffic: one that would take the
+                    # queue past the backlog bound is "not recovered" (the client
+                    # reloads), never held whole for a client that does not read.
+                    if limit is not None and replayed + size > limit:
+                        ok = False
+                    else:
+                        recovered_channels.add(channel)
+                        replays += missed
+                        replayed += size
             self._positions[channel] = (view.epoch, view.top)
             report[name] = (view.epoch, view.top, ok)
         asked = [name for name in report if name in self.recover]
@@ -376,7 +393,7 @@ class Bridge:
             self._own.append((message.data, message.text))
             if len(self._own) > ECHO_MEMORY:
                 del self._own[0]
-        return [Publish(self.publishers, message.data, self.expire)]
+        return [Publish(self.publishers, message.data, self.expire, self.keep_history)]
 
     def _own_echo(self, payload: bytes, frame: bytes) -> Optional[bytes]:
         """The frame to send for a message that may be our own: ``None`` to swallow it."""

@@ -256,12 +256,15 @@ class Hub:
 
     # -- commands ------------------------------------------------------------
 
-    def publish(self, channels: Sequence[str], payload: bytes, expire: int) -> None:
-        """Publish ``payload`` to ``channels`` and keep it ``expire`` seconds, in one round trip."""
+    def publish(self, channels: Sequence[str], payload: bytes, expire: int, keep_history: bool = True) -> None:
+        """Publish ``payload`` to ``channels`` and keep it ``expire`` seconds, in one round trip.
+
+        ``keep_history`` false: not in the channels' history either (an anonymous publisher's).
+        """
         commands: List[Tuple[Any, ...]] = []
         policy = self._policy
         for channel in channels:
-            config = policy.for_channel(channel) if policy.enabled else None
+            config = policy.for_channel(channel) if policy.enabled and keep_history else None
             if config is not None:
                 commands.append(("EVAL", history.PUBLISH_SCRIPT,
                                  *history.publish_args(channel, self._prefix, config, payload, expire, self._cluster)))

@@ -189,6 +189,7 @@ class WebSocketMiddleware:
                 positions = {names[channel]: history.INVALID for channel in history_channels}
         bridge = Bridge(settings, subscriptions=subscriptions, publishers=publishers, echo=shake.echo,
                         expire=settings.expire if user is not None else settings.anonymous_expire,
+                        keep_history=user is not None or settings.anonymous_history,
                         recover=positions, names=names, history_channels=history_channels)
         socket = WebSocket(bridge, hub, name=name, info=events.info_from(request.environ))
         socket.on_closed = lambda: self._counts.release(address, user)

@@ -112,6 +112,11 @@ class Settings:
     #: Seconds a message published by an anonymous client is kept (its
     #: socket has no user); 0 keeps nothing, so anonymous clients cannot fill Redis.
     anonymous_expire: int = 0
+    #: Whether publications of anonymous clients enter the channels' history
+    #: (``WS4REDIS_HISTORY``), so that recovering clients get them too. Off:
+    #: nothing an anonymous client sends stays in Redis (with the default
+    #: ``anonymous_expire`` of 0), so anonymous clients cannot fill it.
+    anonymous_history: bool = False
     #: Seconds a connection may take to send its request headers in our
     #: runner and the development server; ``None``: no limit.
     handshake_timeout: Optional[float] = 10.0
@@ -183,6 +188,7 @@ SOURCES: Dict[str, Tuple[str, Any]] = {
     "max_sockets_per_ip": ("WS4REDIS_MAX_SOCKETS_PER_IP", _OPTIONAL_INT),
     "max_sockets_per_user": ("WS4REDIS_MAX_SOCKETS_PER_USER", _OPTIONAL_INT),
     "anonymous_expire": ("WS4REDIS_ANONYMOUS_EXPIRE", lambda value: int(value or 0)),
+    "anonymous_history": ("WS4REDIS_ANONYMOUS_HISTORY", bool),
     "handshake_timeout": ("WS4REDIS_HANDSHAKE_TIMEOUT", _OPTIONAL_FLOAT),
     "redis_timeout": ("WS4REDIS_REDIS_TIMEOUT", _POSITIVE_SECONDS),
     "redis_health_interval": ("WS4REDIS_REDIS_HEALTH_INTERVAL", _POSITIVE_SECONDS),

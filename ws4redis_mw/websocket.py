@@ -250,7 +250,7 @@ class WebSocket:
 
     def _publish(self, action: Publish) -> None:
         try:
-            self.hub.publish(action.channels, action.payload, action.expire)
+            self.hub.publish(action.channels, action.payload, action.expire, keep_history=action.history)
         except RedisUnavailable as exc:
             logger.warning("%s: publish failed, Redis unavailable: %s", self.name, exc)
             self._perform(self.bridge.publish_failed(action.payload))

@@ -56,6 +56,9 @@ WS4REDIS_EXPIRE = 0
 # switch) gets what it missed when it reconnects: the last 100 messages of each
 # channel are kept for 5 minutes (the page asks with the "recover" flag).
 WS4REDIS_HISTORY = {"size": 100, "ttl": 300}
+# The broadcast chat is anonymous on purpose: its messages are recovered too
+# (off by default, so that anonymous clients cannot fill Redis).
+WS4REDIS_ANONYMOUS_HISTORY = True
 # Browsers may subscribe, and publish only to the broadcast; user and group
 # messages are sent by the views, which decide who gets them.
 WS4REDIS_ALLOWED_CHANNELS = "chat.views.allowed_channels"
