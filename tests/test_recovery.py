@@ -383,3 +383,13 @@ def test_a_replay_larger_than_the_backlog_bound_is_not_recovered_and_one_that_fi
             assert replayed == [f"m{i}:"[:4] for i in range(50, 60)]
     finally:
         server.stop()
+
+
+def test_a_channels_epoch_and_offset_expire_with_its_stream(server, redis):
+    """Before, the meta hash of every channel outlived its stream by a day (meta_ttl's old default)."""
+    name = facility()
+    publish(redis, name, "one")
+    assert 290 < redis.ttl(meta(name)) <= redis.ttl(stream(name)) <= 300
+    config = history.HistoryConfig(100, 300, meta_ttl=3600)  # asked for: kept longer
+    publish(redis, name, "two", config=config)
+    assert 3590 < redis.ttl(meta(name)) <= 3600

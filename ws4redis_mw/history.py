@@ -9,8 +9,10 @@ Design rules of this module:
   channel key and remembers the answer.
 * **In Redis.**  A channel with history has a stream (the last ``size``
   publications, dropped ``ttl`` seconds after the last one) and a small hash
-  holding its *epoch* and its last *offset* (kept ``meta_ttl`` seconds, a day
-  by default).  :data:`PUBLISH_SCRIPT` does everything of one publication in
+  holding its *epoch* and its last *offset*, kept ``meta_ttl`` seconds: by
+  default as long as the stream, so a channel leaves nothing behind; a longer
+  ``meta_ttl`` lets a client that saw everything of a channel quiet for longer
+  than ``ttl`` still recover (nothing missed) instead of reloading.  :data:`PUBLISH_SCRIPT` does everything of one publication in
   one atomic step: next offset, ``XADD`` with that offset as the entry's id,
   ``PUBLISH`` of an :func:`envelope <parse_published>` carrying epoch and
   offset, and the kept message (``WS4REDIS_EXPIRE``) as before.  A hash that
@@ -42,12 +44,10 @@ from .channels import AUDIENCES, key_prefix
 __all__ = [
     "HistoryConfig", "HistoryPolicy", "policy_for", "config_from_setting", "stream_key", "meta_key", "PUBLISH_SCRIPT", "publish_args",
     "new_epoch", "parse_published", "hash_tag", "Position", "parse_positions", "View", "Recovery", "recover", "client_name",
-    "message_frame", "recovery_frame", "MAX_POSITIONS_LENGTH", "DEFAULT_META_TTL", "INVALID", "Publication",
+    "message_frame", "recovery_frame", "MAX_POSITIONS_LENGTH", "INVALID", "Publication",
     "merge_entries",
 ]
 
-#: Seconds a channel's epoch and last offset are kept after its last publication, by default.
-DEFAULT_META_TTL = 86400
 #: The longest ``recover=`` value read from a handshake, in characters; longer is "not recovered".
 MAX_POSITIONS_LENGTH = 4096
 #: Marks a pub/sub payload that carries an epoch and an offset: a raw payload never starts with a NUL byte and "w4h".
@@ -63,8 +63,12 @@ class HistoryConfig:
     size: int
     #: Seconds the history is kept after the channel's last publication.
     ttl: int
-    #: Seconds the epoch and last offset are kept after the last publication (at least ``ttl``).
-    meta_ttl: int = DEFAULT_META_TTL
+    #: Seconds the epoch and last offset are kept after the last publication
+    #: (at least ``ttl``); ``None``: ``ttl``, they expire with the stream.
+    meta_ttl: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "meta_ttl", self.ttl if self.meta_ttl is None else max(self.ttl, self.meta_ttl))
 
 
 def config_from_setting(value: Any) -> Optional[HistoryConfig]:
@@ -82,7 +86,8 @@ def config_from_setting(value: Any) -> Optional[HistoryConfig]:
         raise ValueError(f"{exc.args[0]!r} is missing") from None
     if size < 1 or ttl < 1:
         raise ValueError(f"size and ttl must be at least 1, not {size!r} and {ttl!r}")
-    return HistoryConfig(size, ttl, max(ttl, int(value.get("meta_ttl", DEFAULT_META_TTL))))
+    meta_ttl = value.get("meta_ttl")
+    return HistoryConfig(size, ttl, None if meta_ttl is None else int(meta_ttl))
 
 
 class HistoryPolicy:
