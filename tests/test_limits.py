@@ -173,3 +173,68 @@ def test_idle_connection_without_a_request_is_closed_after_the_handshake_timeout
     assert idle.recv(100) == b""  # closed by the server, not by our timeout
     assert time.monotonic() - started < 5
     idle.close()
+
+
+@pytest.mark.parametrize("part", ["request line", "headers"])
+@pytest.mark.parametrize("mode_name", ["pywsgi", "runserver", "gunicorn-pywsgi"])
+def test_a_request_head_trickled_byte_by_byte_is_cut_at_the_deadline(serve, mode_name, part):
+    """Slowloris: a byte every 0.3 s never lets the 1 s silence timeout fire; the deadline does."""
+    server = serve(mode_name, WS4REDIS_TEST_HANDSHAKE_TIMEOUT="1")
+    slow = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    if part == "headers":
+        slow.sendall(b"GET /ws/x?subscribe-broadcast HTTP/1.1\r\n")
+    started = time.monotonic()
+    answer = b""
+    try:
+        for _ in range(30):  # 9 s of trickling at most
+            slow.sendall(b"X" if part == "request line" else b"x-")
+            time.sleep(0.3)
+    except OSError:  # closed by the server: what the test wants
+        pass
+    slow.settimeout(2)
+    try:
+        answer = slow.recv(1000)
+    except OSError:
+        pass
+    elapsed = time.monotonic() - started
+    slow.close()
+    assert elapsed < 4, f"still open after {elapsed:.1f} s"
+    if part == "headers" and answer:
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+
+
+def test_a_thousand_slow_and_idle_connections_do_not_lock_gunicorn_out(serve):
+    """gunicorn's --worker-connections is 1000: 1,100 trickling connections filled it for ever (1,100 idle ones too)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))  # the server inherits it
+    server = serve("gunicorn-pywsgi", WS4REDIS_TEST_HANDSHAKE_TIMEOUT="2")
+    idle = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(1100)]
+    slow = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(1100)]
+    try:
+        for sock in slow:
+            sock.setblocking(False)
+        served_at = None
+        started = time.monotonic()
+        while time.monotonic() - started < 15:
+            for sock in slow:
+                try:
+                    sock.send(b"G")
+                except OSError:
+                    pass
+            try:
+                with urllib.request.urlopen(server.http + "/hello", timeout=1) as response:
+                    if response.status < 300:
+                        served_at = time.monotonic() - started
+                        break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert served_at is not None, "no good request was served in 15 s"
+        with connect(server.ws + "/ws/after-the-flood?subscribe-broadcast", open_timeout=5):
+            pass
+        print(f"\na good request served {served_at:.1f} s after 1,100 idle and 1,100 slow connections")
+    finally:
+        for sock in idle + slow:
+            sock.close()
