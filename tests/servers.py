@@ -354,7 +354,7 @@ SERVER_MODES: List[ServerMode] = [
     ServerMode(
         "uwsgi",
         lambda port, workdir: uwsgi_command("--http", f"127.0.0.1:{port}", "--http-websockets", "--gevent", "100",
-                                            "--gevent-early-monkey-patch"),
+                                            "--gevent-early-monkey-patch", "--buffer-size", "32768"),
         unavailable=lambda: uwsgi_missing(),
     ),
     ServerMode(
@@ -402,9 +402,9 @@ def nginx_backends(prefix: Path) -> List[Tuple[List[str], Path]]:
     django, web = prefix / "django.socket", prefix / "web.socket"
     # uWSGI 2.0 takes a socket path as it is: "unix:/path" would be read as a TCP address.
     return [
-        (uwsgi_command("--socket", str(django), "--workers", "2", "--chmod-socket=666"), django),
+        (uwsgi_command("--socket", str(django), "--workers", "2", "--chmod-socket=666", "--buffer-size", "32768"), django),
         (uwsgi_command("--http-socket", str(web), "--gevent", "1000", "--http-websockets", "--gevent-early-monkey-patch",
-                       "--chmod-socket=666"), web),
+                       "--chmod-socket=666", "--buffer-size", "32768", "--socket-timeout", "10"), web),
     ]
 
 

@@ -203,13 +203,18 @@ def test_a_request_head_trickled_byte_by_byte_is_cut_at_the_deadline(serve, mode
         assert answer.startswith(b"HTTP/1.1 408"), answer
 
 
-def test_a_thousand_slow_and_idle_connections_do_not_lock_gunicorn_out(serve):
-    """gunicorn's --worker-connections is 1000: 1,100 trickling connections filled it for ever (1,100 idle ones too)."""
+@pytest.mark.parametrize("mode_name", ["gunicorn-pywsgi", "pywsgi", "uwsgi"])
+def test_a_thousand_slow_and_idle_connections_lock_no_server_out(serve, mode_name):
+    """gunicorn's --worker-connections is 1000: 1,100 trickling connections filled it for ever (1,100 idle ones too).
+
+    uWSGI's --http router (the README's command) holds them in the router,
+    not in the worker's gevent cores.
+    """
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))  # the server inherits it
-    server = serve("gunicorn-pywsgi", WS4REDIS_TEST_HANDSHAKE_TIMEOUT="2")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))  # the server inherits it
+    server = serve(mode_name, WS4REDIS_TEST_HANDSHAKE_TIMEOUT="2")
     idle = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(1100)]
     slow = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(1100)]
     try:
@@ -234,7 +239,7 @@ def test_a_thousand_slow_and_idle_connections_do_not_lock_gunicorn_out(serve):
         assert served_at is not None, "no good request was served in 15 s"
         with connect(server.ws + "/ws/after-the-flood?subscribe-broadcast", open_timeout=5):
             pass
-        print(f"\na good request served {served_at:.1f} s after 1,100 idle and 1,100 slow connections")
+        print(f"\n{mode_name}: a good request served {served_at:.1f} s after 1,100 idle and 1,100 slow connections")
     finally:
         for sock in idle + slow:
             sock.close()

@@ -393,6 +393,17 @@ def _handshake_bytes(path: str, extra: bytes = b"") -> bytes:
             f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n").encode() + extra + b"\r\n"
 
 
+def test_a_7_kb_cookie_gets_an_answer(server):
+    """uWSGI's default buffer (4 KiB) gave no answer at all (nginx: 502); the modes run with the shipped buffer-size."""
+    from helpers import exchange, status_of
+
+    cookie = b"Cookie: big=" + b"x" * 7000 + b"\r\n"
+    response, answered = exchange(server.port, _handshake_bytes(f"/ws/{facility()}?subscribe-broadcast", cookie))
+    assert answered and status_of(response) == 101, response[:200]
+    response, answered = exchange(server.port, b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n" + cookie + b"\r\n")
+    assert answered and status_of(response) == 203, response[:200]
+
+
 def test_unsupported_version_is_refused_426(server):
     if server.mode.refuses_after_upgrade:
         pytest.skip("not ours to answer: gevent-websocket's handler does the handshake before the app runs "

@@ -139,3 +139,14 @@ def test_refusals_under_wsgiref_are_valid_responses_not_500():
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def test_uwsgi_options_that_leave_clients_unanswered_or_lock_the_worker_are_named():
+    from ws4redis_mw.transports import uwsgi_advice
+
+    assert uwsgi_advice({"http": b"127.0.0.1:8000", "buffer-size": b"32768"}) == []
+    assert uwsgi_advice({"http-socket": b"/run/web.socket", "buffer-size": b"32768", "socket-timeout": b"10"}) == []
+    default = uwsgi_advice({"http": b":8000"})
+    assert len(default) == 1 and "buffer-size is 4096" in default[0]
+    bare = uwsgi_advice({"http-socket": [b"/a", b"/b"], "buffer-size": [b"4096", b"65535"]})
+    assert len(bare) == 1 and "socket-timeout" in bare[0]

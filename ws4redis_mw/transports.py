@@ -40,7 +40,7 @@ import functools
 import logging
 import os
 import socket
-from typing import TYPE_CHECKING, Any, List, Optional, Protocol, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol, Tuple
 
 import gevent
 import gevent.socket
@@ -175,6 +175,37 @@ def _uwsgi_problem() -> Optional[str]:
     return None
 
 
+#: The smallest uWSGI ``buffer-size`` that takes a request head with a few cookies.
+UWSGI_BUFFER_SIZE = 16384
+
+
+def uwsgi_advice(options: Dict[str, Any]) -> List[str]:
+    """What in a uWSGI set-up that can serve websockets leaves clients unanswered or the worker lockable.
+
+    ``options`` is ``uwsgi.opt`` (values are bytes, ``True`` for flags, a list if repeated).
+    """
+    advice = []
+    size = _uwsgi_number(options.get("buffer-size"), 4096)
+    if size < UWSGI_BUFFER_SIZE:
+        advice.append(f"buffer-size is {size}: a request head larger than that (a few cookies) gets no answer at all; "
+                      "set buffer-size = 32768")
+    if "http-socket" in options and "socket-timeout" not in options:
+        advice.append("--http-socket without socket-timeout: an idle connection holds a --gevent core for ever; "
+                      "set socket-timeout = 10, and keep nginx (client_header_timeout) or uWSGI's --http router in front")
+    return advice
+
+
+def _uwsgi_number(value: Any, default: int) -> int:
+    if isinstance(value, list):
+        value = value[-1]
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
 def prepare_server() -> None:
     """At startup, under uWSGI: say why websockets cannot work, or arrange their close on exit.
 
@@ -191,6 +222,8 @@ def prepare_server() -> None:
     if problem is not None:
         logger.warning("websocket upgrades will be refused with 501: %s", problem)
         return
+    for advice in uwsgi_advice(uwsgi.opt):
+        logger.warning("uWSGI: %s", advice)
     previous = getattr(uwsgi, "atexit", None)
     if getattr(previous, "_ws4redis_mw", False):
         return  # a second middleware in the same process
