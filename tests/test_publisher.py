@@ -218,3 +218,10 @@ print(len(redis.Redis.from_url({own.url!r}).client_list()) - 1)
         assert int(out.stdout.strip()) <= 4
     finally:
         own.stop()
+
+
+def test_publishing_the_heartbeat_text_is_a_clear_error(django_setup, redis_server):
+    from ws4redis_mw import RedisMessage, RedisPublisher
+
+    with pytest.raises(ValueError, match="equals WS4REDIS_HEARTBEAT"):
+        RedisPublisher(facility="beat", broadcast=True).publish_message(RedisMessage("--heartbeat--"))

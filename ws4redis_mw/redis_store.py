@@ -154,6 +154,11 @@ class RedisStore:
     def _publish(self, message: RedisMessage, expire: Optional[int], transaction: bool) -> None:
         if expire is None:
             expire = self._expire
+        if message is None:
+            # RedisMessage(text) is None when text is the heartbeat (as in ws4redis):
+            # clients take that string for a heartbeat and drop it, so it cannot be sent.
+            raise ValueError("nothing to publish: RedisMessage() gave None, because the text equals WS4REDIS_HEARTBEAT "
+                             "(clients drop it as a heartbeat) or is a Redis reply that is no message")
         if not isinstance(message, RedisMessage):
             raise ValueError("message object is not of type RedisMessage")
         if not self._publishers:
