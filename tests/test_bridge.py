@@ -68,6 +68,30 @@ def test_own_message_is_swallowed_once_without_echo():
     assert redis(b, b"mine") == [Send(frames.encode_message(b"mine"))]
 
 
+def test_own_message_published_to_two_subscribed_channels_is_swallowed_on_both():
+    other = "user:alice:chat"
+    b = bridge(subscriptions=[CHANNEL, other], publishers=[CHANNEL, other])
+    b.receive_data(text(b"mine"), 1.0)
+    assert b.redis_message(Publication(other, b"mine"), 0) == []  # before: the second copy leaked
+    assert redis(b, b"mine") == []
+    assert redis(b, b"mine") == [Send(frames.encode_message(b"mine"))]  # someone else's, same bytes
+
+
+def test_a_burst_of_own_messages_as_large_as_the_rate_limit_allows_is_swallowed_whole():
+    b = bridge()
+    burst = SETTINGS.publish_burst  # 100: more than the 64 remembered before
+    b.receive_data(b"".join(text(b"m%d" % i) for i in range(burst)), 1.0)
+    assert [redis(b, b"m%d" % i) for i in range(burst)] == [[]] * burst
+
+
+def test_an_own_message_that_failed_to_publish_is_forgotten_on_every_channel():
+    other = "user:alice:chat"
+    b = bridge(subscriptions=[CHANNEL, other], publishers=[CHANNEL, other])
+    b.receive_data(text(b"lost"), 1.0)
+    b.publish_failed(b"lost")
+    assert b._own == []
+
+
 def test_own_message_comes_back_with_echo_keeping_its_binary_type():
     b = bridge(echo=True)
     b.receive_data(client_frame(Opcode.BINARY, b""), 1.0)

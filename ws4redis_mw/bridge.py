@@ -49,8 +49,9 @@ Its rules, in one place:
   so a client that pings and never reads is closed with 1013.
 * **Echo.**  Without ``echo``, a message this socket published does not come
   back to it: each publish to a channel the socket also subscribes to is
-  remembered, and the first Redis message on that channel with the same
-  bytes is swallowed.  With ``echo`` it comes back as the type (text or
+  remembered for that channel, and the first Redis message on that channel
+  with the same bytes is swallowed (one copy per channel; a burst as large as
+  ``publish_burst`` is remembered whole).  With ``echo`` it comes back as the type (text or
   binary) it was sent as; every other message is sent as text when it is
   valid UTF-8, else as binary (Redis keeps bytes only).
 * **Backlog.**  ``unsent`` is what the I/O loop holds that the kernel has not
@@ -83,7 +84,10 @@ from .settings import Settings
 
 __all__ = ["State", "Side", "Send", "Publish", "StartClose", "End", "Action", "Bridge", "ECHO_MEMORY"]
 
-#: How many of its own publishes a socket remembers for echo suppression.
+#: How many of its own publishes a socket remembers per channel for echo
+#: suppression, at least: ``publish_burst`` more, so that a burst the rate
+#: limit lets through is remembered whole (only without a rate limit can a
+#: client outrun it).
 ECHO_MEMORY = 64
 
 
@@ -141,7 +145,7 @@ class Bridge:
 
     __slots__ = (
         "subscriptions", "publishers", "echo", "state", "closed_by", "close_code",
-        "settings", "expire", "keep_history", "_parser", "_heartbeat", "_heartbeat_frame", "_echoed_channels", "_own",
+        "settings", "expire", "keep_history", "_parser", "_heartbeat", "_heartbeat_frame", "_echoed_channels", "_own", "_own_limit",
         "_discarding", "_last_received", "_last_heartbeat", "_ping_sent_at", "_close_deadline",
         "_frame_bucket", "_publish_bucket", "_answered", "recover", "_names", "_history_channels", "_positions", "_early", "recovered",
     )
@@ -169,7 +173,9 @@ class Bridge:
         self._heartbeat = heartbeat.encode("utf-8") if heartbeat else None
         self._heartbeat_frame = frames.encode_message(heartbeat) if heartbeat else None
         self._echoed_channels = frozenset(self.publishers) & frozenset(self.subscriptions)
-        self._own: List[Tuple[bytes, bool]] = []  # (payload, text) of recent own publishes; a list: most stay empty
+        # (channel, payload, text) of own publishes whose copy has not come back; a list: most stay empty.
+        self._own: List[Tuple[str, bytes, bool]] = []
+        self._own_limit = (ECHO_MEMORY + settings.publish_burst) * len(self._echoed_channels)
         self._discarding = False  # the parser failed: what the client sends is read and dropped
         self._last_received = 0.0  # set by start()
         self._last_heartbeat = 0.0
@@ -290,7 +296,7 @@ class Bridge:
                 self._positions[channel] = (publication.epoch, publication.offset)
             frame = publication.envelope(self._names.get(channel, channel))
         if self._own and channel in self._echoed_channels:
-            own_frame = self._own_echo(publication.data, frame)
+            own_frame = self._own_echo(channel, publication.data, frame)
             if own_frame is None:
                 return _NOTHING
             frame = own_frame
@@ -313,10 +319,12 @@ class Bridge:
         return _NOTHING
 
     def publish_failed(self, payload: bytes) -> List[Action]:
-        for entry in self._own:
-            if entry[0] == payload:
-                self._own.remove(entry)
-                break
+        # Its copies will never come: forget them on every channel (the latest such publish).
+        for channel in self._echoed_channels:
+            for entry in reversed(self._own):
+                if entry[0] == channel and entry[1] == payload:
+                    self._own.remove(entry)
+                    break
         return self.close(CloseCode.TRY_AGAIN_LATER, "message not published: Redis is unavailable")
 
     def close(self, code: CloseCode, reason: str = "") -> List[Action]:
@@ -390,21 +398,22 @@ class Bridge:
         if self._publish_bucket is not None and not self._publish_bucket.take(1, now):
             return self._fail(CloseCode.POLICY_VIOLATION, "publishing too fast")
         if self._echoed_channels:
-            self._own.append((message.data, message.text))
-            if len(self._own) > ECHO_MEMORY:
-                del self._own[0]
+            # One copy comes back per channel it is published to and subscribed on.
+            self._own += [(channel, message.data, message.text) for channel in self.publishers if channel in self._echoed_channels]
+            if len(self._own) > self._own_limit:
+                del self._own[:len(self._own) - self._own_limit]
         return [Publish(self.publishers, message.data, self.expire, self.keep_history)]
 
-    def _own_echo(self, payload: bytes, frame: bytes) -> Optional[bytes]:
-        """The frame to send for a message that may be our own: ``None`` to swallow it."""
+    def _own_echo(self, channel: str, payload: bytes, frame: bytes) -> Optional[bytes]:
+        """The frame to send for a message on ``channel`` that may be our own: ``None`` to swallow it."""
         for entry in self._own:
-            if entry[0] == payload:
+            if entry[0] == channel and entry[1] == payload:
                 self._own.remove(entry)
                 if not self.echo:
                     return None
                 if self.recover is not None:
                     return frame  # an envelope, whatever the type it was sent as
-                opcode = Opcode.TEXT if entry[1] else Opcode.BINARY
+                opcode = Opcode.TEXT if entry[2] else Opcode.BINARY
                 return frame if frame[0] & 0x0F == opcode else frames.encode_frame(opcode, payload)
         return frame
 
