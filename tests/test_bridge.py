@@ -255,6 +255,13 @@ def test_publishing_past_the_burst_closes_with_1008():
     assert actions[-1].code == CloseCode.POLICY_VIOLATION
 
 
+def test_publishing_past_the_byte_rate_closes_with_1008():
+    b = bridge(dataclasses.replace(SETTINGS, max_publish_bytes_rate=10.0))  # burst: max_message_size, 100 bytes
+    actions = b.receive_data(text(b"a" * 60) * 2, 1.0)
+    assert [type(a).__name__ for a in actions] == ["Publish", "StartClose"]
+    assert actions[-1].code == CloseCode.POLICY_VIOLATION
+
+
 def test_pongs_for_a_client_that_does_not_read_count_against_the_backlog():
     (action,) = [a for a in bridge().receive_data(client_frame(Opcode.PING, b"p"), 1.0, unsent=999) if isinstance(a, StartClose)]
     assert action.code == CloseCode.TRY_AGAIN_LATER

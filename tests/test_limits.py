@@ -113,6 +113,23 @@ def test_publishing_faster_than_the_rate_is_closed_with_1008(serve):
         assert ws.close_code == 1008
 
 
+def test_publishing_more_bytes_per_second_than_the_rate_is_closed_with_1008_and_others_go_on(serve):
+    """One anonymous publisher fanned out to every subscriber costs the worker per byte: bounded in bytes too."""
+    server = serve(WS4REDIS_TEST_MAX_PUBLISH_BYTES_RATE="100000")  # 100 kB/s; messages of 20 kB: 5 per second
+    with connect(server.ws + "/ws/bulky?subscribe-broadcast", open_timeout=5) as listener, \
+            connect(server.ws + "/ws/bulky?publish-broadcast", open_timeout=5) as ws:
+        with pytest.raises(ConnectionClosed):
+            for _ in range(40):
+                ws.send("x" * 20_000)
+                time.sleep(0.01)
+            ws.recv(timeout=5)
+        assert ws.close_code == 1008 and "bytes" in ws.close_reason
+        with connect(server.ws + "/ws/bulky?publish-broadcast", open_timeout=5) as polite:
+            polite.send("small")
+            while (received := listener.recv(timeout=5)) != "small":
+                assert received == "x" * 20_000
+
+
 def test_sockets_per_address_are_capped_with_429(serve):
     server = serve(WS4REDIS_TEST_MAX_SOCKETS_PER_IP="3")
     url = server.ws + "/ws/many?subscribe-broadcast"

@@ -42,9 +42,10 @@ Its rules, in one place:
   ``anonymous_expire``, 0 by default) and enters the channels' history
   unless ``keep_history`` is false (anonymous sockets, unless
   ``anonymous_history``).
-* **Rates.**  Frames read (``max_frame_rate`` per second) and messages
+* **Rates.**  Frames read (``max_frame_rate`` per second), messages
   published (``max_publish_rate`` per second after a burst of
-  ``publish_burst``) are token buckets; going over closes with 1008.  Pongs
+  ``publish_burst``) and bytes published (``max_publish_bytes_rate``) are
+  token buckets; going over closes with 1008.  Pongs
   and heartbeat answers count against the backlog like everything written,
   so a client that pings and never reads is closed with 1013.
 * **Echo.**  Without ``echo``, a message this socket published does not come
@@ -147,7 +148,8 @@ class Bridge:
         "subscriptions", "publishers", "echo", "state", "closed_by", "close_code",
         "settings", "expire", "keep_history", "_parser", "_heartbeat", "_heartbeat_frame", "_echoed_channels", "_own", "_own_limit",
         "_discarding", "_last_received", "_last_heartbeat", "_ping_sent_at", "_close_deadline",
-        "_frame_bucket", "_publish_bucket", "_answered", "recover", "_names", "_history_channels", "_positions", "_early", "recovered",
+        "_frame_bucket", "_publish_bucket", "_bytes_bucket", "_answered",
+        "recover", "_names", "_history_channels", "_positions", "_early", "recovered",
     )
 
     def __init__(self, settings: Settings, *, subscriptions: Sequence[str] = (), publishers: Sequence[str] = (),
@@ -168,6 +170,8 @@ class Bridge:
         self._frame_bucket = None if rate is None else TokenBucket(rate, rate)
         rate = settings.max_publish_rate
         self._publish_bucket = None if rate is None else TokenBucket(rate, settings.publish_burst)
+        rate = settings.max_publish_bytes_rate
+        self._bytes_bucket = None if rate is None else TokenBucket(rate, max(rate, settings.max_message_size))
         self._answered = 0  # bytes of pongs and heartbeats answered in this receive_data() call
         heartbeat = settings.heartbeat
         self._heartbeat = heartbeat.encode("utf-8") if heartbeat else None
@@ -397,6 +401,8 @@ class Bridge:
             return _NOTHING
         if self._publish_bucket is not None and not self._publish_bucket.take(1, now):
             return self._fail(CloseCode.POLICY_VIOLATION, "publishing too fast")
+        if self._bytes_bucket is not None and not self._bytes_bucket.take(len(message.data), now):
+            return self._fail(CloseCode.POLICY_VIOLATION, "publishing too many bytes per second")
         if self._echoed_channels:
             # One copy comes back per channel it is published to and subscribed on.
             self._own += [(channel, message.data, message.text) for channel in self.publishers if channel in self._echoed_channels]

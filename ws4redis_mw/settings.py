@@ -103,6 +103,11 @@ class Settings:
     max_publish_rate: Optional[float] = 50.0
     #: Messages a client may publish at once before ``max_publish_rate`` applies.
     publish_burst: int = 100
+    #: Bytes per second a client may publish on average (each delivery costs
+    #: the worker per byte, times the subscribers); a burst of
+    #: ``max_message_size`` or a second's worth, whichever is more, is
+    #: allowed; more closes with 1008. ``None``: no limit.
+    max_publish_bytes_rate: Optional[float] = 256 * 1024.0
     #: Open websockets per client address, per worker process; more are
     #: refused with 429. ``None``: no limit.
     max_sockets_per_ip: Optional[int] = 1000
@@ -185,6 +190,7 @@ SOURCES: Dict[str, Tuple[str, Any]] = {
     "max_frame_rate": ("WS4REDIS_MAX_FRAME_RATE", _OPTIONAL_FLOAT),
     "max_publish_rate": ("WS4REDIS_MAX_PUBLISH_RATE", _OPTIONAL_FLOAT),
     "publish_burst": ("WS4REDIS_PUBLISH_BURST", int),
+    "max_publish_bytes_rate": ("WS4REDIS_MAX_PUBLISH_BYTES_RATE", _OPTIONAL_FLOAT),
     "max_sockets_per_ip": ("WS4REDIS_MAX_SOCKETS_PER_IP", _OPTIONAL_INT),
     "max_sockets_per_user": ("WS4REDIS_MAX_SOCKETS_PER_USER", _OPTIONAL_INT),
     "anonymous_expire": ("WS4REDIS_ANONYMOUS_EXPIRE", lambda value: int(value or 0)),
