@@ -148,6 +148,10 @@ def test_sigterm_stops_every_process_it_started():
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130
+    # A process it killed may still be on its way out on a loaded machine: gone within seconds, not at once.
+    deadline = time.monotonic() + 10
+    while left_behind(token) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert left_behind(token) == []
 
 

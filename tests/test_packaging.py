@@ -34,7 +34,7 @@ def quiet_env() -> dict:
 def built(tmp_path_factory):
     """(wheel path, build output): ``python -m build`` on a copy of the sources (build leaves files behind)."""
     src = tmp_path_factory.mktemp("src")
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
     shutil.copytree(ROOT / "ws4redis_mw", src / "ws4redis_mw", ignore=shutil.ignore_patterns("__pycache__"))
     dist = src / "dist"
@@ -69,6 +69,16 @@ def test_wheel_declares_the_extras(built):
     assert any(r.startswith("packaging") and 'extra == "gunicorn"' in r for r in requires), requires
     assert any(r.startswith("gunicorn") and 'extra == "gunicorn"' in r for r in requires), requires
     assert any(r.lower().startswith("uwsgi") and 'extra == "uwsgi"' in r for r in requires), requires
+
+
+def test_wheel_names_its_license_and_authors(built):
+    wheel, _ = built
+    with zipfile.ZipFile(wheel) as archive:
+        metadata_name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = Parser().parsestr(archive.read(metadata_name).decode())
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in archive.namelist())
+    assert metadata["License-Expression"] == "MIT"
+    assert metadata["Author"] == "the ws4redis_mw authors"
 
 
 def test_wheel_installs_into_a_fresh_virtualenv_without_an_index(built, tmp_path):
