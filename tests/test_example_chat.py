@@ -95,3 +95,18 @@ def test_a_send_while_redis_is_away_says_retrying_and_goes_out_when_it_is_back(b
     expect(messages(john).last).to_contain_text("are you there?", timeout=30_000)
     expect(john.locator("#error")).to_be_hidden()
     expect(john.locator("input[name=text]")).to_have_value("")
+
+
+def test_the_examples_own_tests_pass_with_ws4redis_mw_testing(tmp_path, redis_server):
+    """examples/chatserver/chat/tests.py: the site's own suite, as its developers run it."""
+    import os
+    import subprocess
+
+    from example import copy_example, example_env
+    from servers import PYTHON
+
+    project = copy_example(tmp_path / "chatserver", redis_server.url)
+    done = subprocess.run([PYTHON, "manage.py", "test", "chat", "-v2"], cwd=project, capture_output=True, text=True,
+                          env={**os.environ, **example_env(project, redis_server.url)}, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Ran 5 tests" in done.stderr, done.stderr
