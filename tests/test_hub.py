@@ -304,3 +304,23 @@ def test_each_open_socket_takes_one_descriptor_in_the_worker(mode_name, own_redi
         assert (after - before) / 90 <= 1.05, (before, after)
     finally:
         server.stop()
+
+
+def test_a_publication_delivered_by_the_healing_is_not_delivered_again_when_its_live_copy_arrives():
+    """The healing's XRANGE (command connection) can overtake the live PUBLISH (subscription): 601 of 600 before."""
+    from ws4redis_mw.hub import _ChannelMemory
+
+    memory = _ChannelMemory("e", 10)
+    assert memory.add(11, b"healed")  # delivered by the healing
+    assert not memory.add(11, b"healed")  # its live copy, later: dropped
+    assert memory.add(12, b"next")
+
+
+def test_a_publication_known_from_a_history_read_is_still_delivered_live():
+    """A recovering handshake's read knows offsets the plain listeners have not been handed yet."""
+    from ws4redis_mw import history
+    from ws4redis_mw.hub import _ChannelMemory
+
+    memory = _ChannelMemory.from_view(history.View("e", 12, ((11, b"a"), (12, b"b"))))
+    assert memory.add(12, b"b")  # live, late: plain listeners still get it
+    assert not memory.add(12, b"b")

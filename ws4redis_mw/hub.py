@@ -401,8 +401,10 @@ class Hub:
         if not listeners:
             return
         epoch, offset, data = history.parse_published(payload)
-        if offset is not None:
-            self._remember(channel, epoch, offset, data)
+        if offset is not None and not self._remember(channel, epoch, offset, data):
+            # Delivered already, by the healing of a gap: its read on the command
+            # connection can overtake the same publication on the subscription.
+            return
         self._deliver(history.Publication(channel, data, epoch, offset), listeners)
 
     def _deliver(self, publication: history.Publication, listeners: Collection[Listener]) -> None:
@@ -414,11 +416,12 @@ class Hub:
                 logger.exception("delivery to %r failed", listener)
         METRICS.dispatched(len(listeners), _clock() - started)
 
-    def _remember(self, channel: str, epoch: Optional[str], offset: int, data: bytes) -> None:
+    def _remember(self, channel: str, epoch: Optional[str], offset: int, data: bytes) -> bool:
+        """Keep a publication in the channel's memory; ``False`` if it was delivered before."""
         memory = self._histories.get(channel)
         if memory is None or memory.epoch != epoch:
             memory = self._histories[channel] = _ChannelMemory(epoch, offset - 1)
-        memory.add(offset, data)
+        return memory.add(offset, data)
 
     def flush_soon(self, listener: Listener) -> None:
         """Have ``listener.flush()`` called once the running greenlet yields."""
@@ -494,11 +497,7 @@ class Hub:
         self._gap_channels.clear()
         self._healed.set()
         for channel, payload in held:
-            epoch, offset, _ = history.parse_published(payload)
-            known = self._histories.get(channel)
-            if offset is not None and known is not None and known.epoch == epoch and offset <= known.top:
-                continue  # delivered by the healing already
-            self._dispatch(channel, payload)
+            self._dispatch(channel, payload)  # what the healing delivered already is dropped there
 
     def _heal_channel(self, channel: str, memory: "_ChannelMemory", epoch: Optional[str], top: int,
                       entries: List[Tuple[int, bytes]]) -> None:
@@ -628,17 +627,20 @@ MEMORY_BYTES = 64 * 1024
 class _ChannelMemory:
     """The epoch, last offset and last few publications of a history channel that this process delivered."""
 
-    __slots__ = ("epoch", "top", "entries", "size")
+    __slots__ = ("epoch", "top", "delivered", "entries", "size")
 
-    def __init__(self, epoch: Optional[str], top: int):
+    def __init__(self, epoch: Optional[str], top: int, delivered: Optional[int] = None):
         self.epoch = epoch
         self.top = top
+        # The last offset handed to this process's listeners: a read of the
+        # history (from_view) knows publications they may not have had yet.
+        self.delivered = top if delivered is None else delivered
         self.entries: Deque[Tuple[int, bytes]] = collections.deque()  # contiguous, ending at top
         self.size = 0
 
     @classmethod
     def from_view(cls, view: history.View) -> "_ChannelMemory":
-        memory = cls(view.epoch, view.top)
+        memory = cls(view.epoch, view.top, delivered=0)
         tail = [entry for entry in view.entries if entry[0] <= view.top]
         if tail and tail[-1][0] == view.top:
             for offset, data in tail[-MEMORY_ENTRIES:]:
@@ -647,9 +649,12 @@ class _ChannelMemory:
             memory._trim()
         return memory
 
-    def add(self, offset: int, data: bytes) -> None:
+    def add(self, offset: int, data: bytes) -> bool:
+        """Remember publication ``offset``, delivered now; ``False`` if it was delivered before."""
+        new = offset > self.delivered
+        self.delivered = max(self.delivered, offset)
         if offset <= self.top:
-            return
+            return new
         if offset != self.top + 1:
             self.entries.clear()
             self.size = 0
@@ -657,6 +662,7 @@ class _ChannelMemory:
         self.entries.append((offset, data))
         self.size += len(data)
         self._trim()
+        return True
 
     def _trim(self) -> None:
         while len(self.entries) > MEMORY_ENTRIES or (self.size > MEMORY_BYTES and len(self.entries) > 1):
