@@ -17,6 +17,7 @@ from ws4redis_mw.history import (
     HistoryPolicy,
     Position,
     Publication,
+    ReplayFrames,
     View,
     client_name,
     config_from_setting,
@@ -190,6 +191,49 @@ def test_not_recovered_client_is_told_so_and_gets_the_kept_message():
     _, sent = opted_in({"broadcast": Position("e0", 8)}, kept=[b"last"])
     assert sent[0]["recovered"] is False and sent[0]["channels"]["broadcast"] == {"epoch": "e1", "offset": 10, "recovered": False}
     assert sent[1] == {"type": "message", "channel": "broadcast", "data": "last", "kept": True}
+
+
+def test_replay_larger_than_the_backlog_bound_is_not_recovered_and_queues_nothing_but_the_kept_message():
+    view = View("e1", 10, [(offset, b"x" * 1000) for offset in range(1, 11)])
+    b = Bridge(Settings(max_recover=300, max_backlog=5000), subscriptions=[CHANNEL], recover={"broadcast": Position("e1", 0)},
+               names={CHANNEL: "broadcast"}, history_channels=[CHANNEL])
+    sent = [_decode(action.data) for action in b.start(0.0, [b"last"], {CHANNEL: view}) if isinstance(action, Send)]
+    assert sent[0]["recovered"] is False and sent[0]["missed"] == 0
+    assert sent[1:] == [{"type": "message", "channel": "broadcast", "data": "last", "kept": True}]
+    assert b.recovered is False
+
+
+def test_replay_within_the_backlog_bound_is_recovered_exactly():
+    view = View("e1", 10, [(offset, b"x" * 1000) for offset in range(1, 11)])
+    b = Bridge(Settings(max_recover=300, max_backlog=20000), subscriptions=[CHANNEL], recover={"broadcast": Position("e1", 2)},
+               names={CHANNEL: "broadcast"}, history_channels=[CHANNEL])
+    sent = [_decode(action.data) for action in b.start(0.0, [b"last"], {CHANNEL: view}) if isinstance(action, Send)]
+    assert sent[0]["recovered"] is True and sent[0]["missed"] == 8
+    assert [m["offset"] for m in sent[1:]] == list(range(3, 11))
+
+
+def test_replay_of_one_publication_fits_whatever_its_size_as_a_live_message_does():
+    view = View("e1", 1, [(1, b"x" * 9000)])
+    b = Bridge(Settings(max_recover=300, max_backlog=5000), subscriptions=[CHANNEL], recover={"broadcast": Position("e1", 0)},
+               names={CHANNEL: "broadcast"}, history_channels=[CHANNEL])
+    sent = [_decode(action.data) for action in b.start(0.0, [], {CHANNEL: view}) if isinstance(action, Send)]
+    assert sent[0]["recovered"] is True and len(sent[1]["data"]) == 9000
+
+
+def test_replayed_envelopes_are_encoded_once_and_shared_within_a_byte_bound():
+    cache = ReplayFrames(max_bytes=300)
+    first = cache.get("broadcast:news", "broadcast", b"x" * 100, "e1", 1)
+    assert cache.get("broadcast:news", "broadcast", b"x" * 100, "e1", 1) is first
+    for offset in range(2, 6):
+        cache.get("broadcast:news", "broadcast", b"x" * 100, "e1", offset)
+    assert cache.size <= 300 and cache.get("broadcast:news", "broadcast", b"x" * 100, "e1", 1) is not first
+
+
+def test_replayed_envelopes_of_two_channels_with_one_client_name_never_mix():
+    cache = ReplayFrames()
+    alice = cache.get("user:alice:news", "user", b"for alice", "e1", 1)
+    bob = cache.get("user:bob:news", "user", b"for bob", "e1", 1)
+    assert _decode(alice)["data"] == "for alice" and _decode(bob)["data"] == "for bob"
 
 
 def test_binary_payload_travels_as_base64_in_an_envelope():

@@ -222,13 +222,20 @@ class Bridge:
             if position is not None:
                 outcome = history.recover(position, view, self.settings.max_recover)
                 ok = outcome.recovered
+                # A replay is queued like live traffic: one that would take the
+                # queue past the backlog bound is "not recovered" (the client
+                # reloads), never held whole for a client that does not read; one
+                # publication always fits, as a live one does into an empty queue.
+                # The payloads first: an envelope is never shorter than its payload.
+                single = len(outcome.replay) == 1
+                if ok and not single and limit is not None:
+                    ok = replayed + sum(len(data) for _, data in outcome.replay) <= limit
                 if ok:
-                    missed = [history.message_frame(name, data, view.epoch, offset) for offset, data in outcome.replay]
+                    # Encoded once per worker, shared by every socket replaying it.
+                    missed = [history.REPLAY_FRAMES.get(channel, name, data, view.epoch or "", offset)
+                              for offset, data in outcome.replay]
                     size = sum(map(len, missed))
-                    # A replay is queued like live traffic: one that would take the
-                    # queue past the backlog bound is "not recovered" (the client
-                    # reloads), never held whole for a client that does not read.
-                    if limit is not None and replayed + size > limit:
+                    if not single and limit is not None and replayed + size > limit:
                         ok = False
                     else:
                         recovered_channels.add(channel)
