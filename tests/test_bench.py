@@ -171,3 +171,14 @@ def test_history_bench_prints_every_measurement_and_recovers_every_client():
         if line.get("measurement") == "server_cost":
             assert line["received_on"] == line["received_off"] == line["deliveries"]
     assert "reconnect" in proc.stderr and "memory" in proc.stderr  # the summary
+
+
+def test_recovery_storm_bench_serves_every_socket_of_every_case():
+    """bench/recovery_storm.py at a tiny size: one line per case, every socket got exactly what it is owed (no timing)."""
+    require(redis_server_binary() is not None, "redis-server is not installed (apt-get install redis-server)")
+    proc = subprocess.run([sys.executable, str(BENCH / "recovery_storm.py"), "--clients", "30", "--rounds", "1"],
+                          cwd=BENCH, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines()][1:]
+    assert [(line["case"], line["served"]) for line in lines] == [("plain", 30), ("recover-same", 30), ("recover-spread", 30)]
+    assert "x plain" in proc.stderr  # the summary
