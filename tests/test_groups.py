@@ -123,7 +123,7 @@ def handshake_queries(cookie: str) -> tuple:
     from ws4redis_mw.settings import process_settings
     from ws4redis_mw.subscriber import RedisSubscriber
 
-    environ = RequestFactory().get("/ws/chat", {"subscribe-group": ""}, HTTP_COOKIE=cookie).environ
+    environ = RequestFactory().get("/ws/chat", {"subscribe-group": ""}, HTTP_COOKIE=cookie, HTTP_HOST="127.0.0.1").environ
 
     def run():
         request = audience.django_request(environ, process_settings())

@@ -276,9 +276,14 @@ def _serve_live(request: Any) -> Iterator["LiveServer"]:
     from django.contrib.staticfiles.handlers import StaticFilesHandler
     from django.db import connections
 
+    from django.test.utils import modify_settings
+
     request.getfixturevalue("transactional_db")
     isolation = RedisIsolation()
     isolation.enable()
+    # As LiveServerTestCase does: its host passes ALLOWED_HOSTS (the websocket path checks it too).
+    hosts = modify_settings(ALLOWED_HOSTS={"append": "localhost"})
+    hosts.enable()
     # As LiveServerTestCase does: an in-memory SQLite database is shared with the server's thread.
     overrides = {conn.alias: conn for conn in connections.all() if conn.vendor == "sqlite" and conn.is_in_memory_db()}
     thread = WebSocketLiveServerThread("localhost", StaticFilesHandler, connections_override=overrides, port=0)
@@ -297,6 +302,7 @@ def _serve_live(request: Any) -> Iterator["LiveServer"]:
             conn.dec_thread_sharing()
         isolation.flush()
         isolation.disable()
+        hosts.disable()
 
 
 class LiveServer:
