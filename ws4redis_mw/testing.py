@@ -1,4 +1,4 @@
-"""Testing a site's websockets from its own test suite: a live server that speaks websockets, and a small client.
+"""Testing a site's websockets from its own test suite: a live server that speaks websockets, and a small client::
 
     from ws4redis_mw.testing import WebSocketLiveServerTestCase
 
@@ -306,6 +306,7 @@ class LiveServer:
         self.url = url
 
     def websocket(self, path: str, **kwargs: Any) -> TestWebSocket:
+        """A websocket to ``path`` of this server (:func:`connect`'s keyword arguments)."""
         return connect(self.url, path, **kwargs)
 
     def __str__(self) -> str:
