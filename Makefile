@@ -51,6 +51,13 @@ docs:
 	$(PY) -m sphinx -b html -W --keep-going -n -q -d docs/_build/doctrees docs $(DOCS_OUT)
 	@echo "docs: $(DOCS_OUT)/index.html"
 
+# make release-check: .ci/release-check, the steps of the release workflow
+# (.github/workflows/release.yml) but the upload: python -m build (sdist and
+# wheel, into dist/), twine check --strict, each installed with its
+# dependencies into a fresh virtualenv (.cache/release/) and imported.
+release-check:
+	bash .ci/release-check $(VENV)
+
 # make bench: the side-by-side comparison (about 16 min on 2 cores), written to
 # docs/benchmarks.md; make bench QUICK=1: a 1-minute subset, written to
 # .cache/bench/benchmarks-quick.md.  Its virtualenvs live in .cache/bench/.
