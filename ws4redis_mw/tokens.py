@@ -61,7 +61,7 @@ class InvalidToken(Exception):
 
 
 def max_age() -> float:
-    """``WS4REDIS_TOKEN_MAX_AGE``: seconds a token of :func:`make_token` opens sockets.
+    """``WS4REDIS_TOKEN_MAX_AGE``: seconds a token of ``ws4redis_mw.tokens.make_token`` opens sockets.
 
     It applies with ``WS4REDIS_PROCESS_REQUEST = "ws4redis_mw.tokens.process_request"``.
     """

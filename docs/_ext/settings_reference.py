@@ -84,17 +84,19 @@ def setup(app: Any) -> dict:
     from sphinx.util.docutils import SphinxDirective
 
     class SettingsReference(SphinxDirective):
-        """``.. ws4redis-settings::``: a definition list of every setting."""
+        """``.. ws4redis-settings::`` (reStructuredText: in MyST, inside ``{eval-rst}``): a definition list of every setting."""
 
         def run(self) -> list:
             self.env.note_dependency(str(Path(__file__).resolve().parents[2] / "ws4redis_mw" / "settings.py"))
             lines = []
             for setting in documented_settings():
-                lines += [f".. _setting-{setting.name}:", "", f"``{setting.name}``",
-                          f"   Default: ``{setting.default}``", "", f"   {setting.doc}", ""]
+                lines += [f".. setting:: {setting.name}", "", f"``{setting.name}``",
+                          f"   Default: ``{setting.default}``", "", *(f"   {line}" for line in setting.doc.splitlines()), ""]
             container = nodes.container()
             self.state.nested_parse(StringList(lines, source="ws4redis_mw/settings.py"), self.content_offset, container)
             return container.children
 
     app.add_directive("ws4redis-settings", SettingsReference)
+    # ``.. setting:: NAME`` targets and a :setting:`NAME` role, as Django's own docs have.
+    app.add_crossref_type("setting", "setting", indextemplate="pair: %s; setting")
     return {"parallel_read_safe": True, "parallel_write_safe": True}
