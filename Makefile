@@ -1,13 +1,15 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   - the example chat on an embedded Redis, at http://127.0.0.1:8000/ (PORT=8001: another port)
 #   make test   - the whole test suite (installs what it needs; see .ci/setup)
+#   make docs   - the documentation site, into docs/_build/html
+#   make release-check - build the sdist and wheel, check and install them
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test bench bench-history clean
+.PHONY: demo test docs release-check bench bench-history clean
 
 $(VENV)/.demo: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +34,29 @@ test:
 	else \
 	  cat $(SETUP_LOG); echo "set-up failed; its output, above, is in $(SETUP_LOG)" >&2; exit 1; \
 	fi
-	$(PY) -m ruff check ws4redis_mw tests bench examples
+	$(PY) -m ruff check ws4redis_mw tests bench examples docs/conf.py docs/_ext
 	$(PY) -m mypy
 	$(PY) -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+
+# make docs: the site from docs/ (Sphinx with MyST, docs/conf.py) into
+# docs/_build/html, strict: any warning fails it (-W, all of them reported:
+# --keep-going), every cross-reference must resolve (-n), and so must every
+# relative link between pages and every #anchor (MyST's reference warnings).
+# Nothing is fetched.  The tools are the "docs" extra, installed into $(VENV)
+# when missing (.ci/setup installs them with the test extra).
+DOCS_OUT ?= docs/_build/html
+docs:
+	@$(PY) -c "import sphinx, myst_parser" 2>/dev/null || $(PY) -m pip install -q -e '.[docs]'
+	rm -rf $(DOCS_OUT) docs/_build/doctrees
+	$(PY) -m sphinx -b html -W --keep-going -n -q -d docs/_build/doctrees docs $(DOCS_OUT)
+	@echo "docs: $(DOCS_OUT)/index.html"
+
+# make release-check: .ci/release-check, the steps of the release workflow
+# (.github/workflows/release.yml) but the upload: python -m build (sdist and
+# wheel, into dist/), twine check --strict, each installed with its
+# dependencies into a fresh virtualenv (.cache/release/) and imported.
+release-check:
+	bash .ci/release-check $(VENV)
 
 # make bench: the side-by-side comparison (about 16 min on 2 cores), written to
 # docs/benchmarks.md; make bench QUICK=1: a 1-minute subset, written to

@@ -35,7 +35,8 @@ COMBINATIONS = [(python, django) for python in PYTHONS for django in ["5.2", "6.
 SERVER_TESTS = ["test_protocol", "test_runserver", "test_shutdown", "test_browser", "test_autobahn", "test_hub",
                 "test_readme", "test_demo", "test_example_chat", "test_limits", "test_middleware", "test_bench",
                 "test_recovery", "test_cluster", "test_cluster_failover", "test_cluster_reshard", "test_browser_recovery",
-                "test_serve", "test_history_isolation", "test_testing", "test_control", "test_subprotocols", "test_migrating"]
+                "test_serve", "test_history_isolation", "test_testing", "test_control", "test_subprotocols", "test_migrating",
+                "test_tutorial"]
 
 nox.options.sessions = ["fast"]
 nox.options.error_on_missing_interpreters = True

@@ -90,3 +90,17 @@ def test_js_client_options_table_has_the_scripts_defaults():
         documented[name] = first_code_span(row["default"]) or "null"  # "none", "(required)"
     assert sorted(documented) == sorted(defaults)
     assert {name: value for name, value in documented.items() if defaults[name] != value} == {}
+
+
+def test_every_setting_the_code_reads_is_documented_in_the_site_reference():
+    """docs/settings.md renders settings.py's own documentation (docs/_ext/settings_reference.py): none may lack it."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+    try:
+        from settings_reference import documented_settings
+    finally:
+        sys.path.remove(str(ROOT / "docs" / "_ext"))
+    documented = {setting.name: setting for setting in documented_settings()}
+    assert sorted(set(settings_read_by_the_code()) - set(documented)) == []
+    assert sorted(name for name, setting in documented.items() if len(setting.doc.split()) < 4) == []

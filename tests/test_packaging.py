@@ -22,7 +22,8 @@ import pytest
 from servers import ROOT
 
 #: What a built wheel must contain besides the modules.
-PACKAGE_DATA = ["ws4redis_mw/py.typed", "ws4redis_mw/static/ws4redis_mw/ws4redis.js", "ws4redis_mw/static/ws4redis_mw/ws4redis.mjs"]
+PACKAGE_DATA = ["ws4redis_mw/py.typed", "ws4redis_mw/static/ws4redis_mw/ws4redis.js", "ws4redis_mw/static/ws4redis_mw/ws4redis.mjs",
+                "ws4redis_mw/static/ws4redis_mw/ws4redis.d.ts", "ws4redis_mw/static/ws4redis_mw/ws4redis.d.mts"]
 
 
 def quiet_env() -> dict:

@@ -15,7 +15,7 @@ of ``TEMPLATES`` and write, in a template::
 from __future__ import annotations
 
 import json
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from django.conf import settings as django_settings
 from django.utils.safestring import SafeString, mark_safe
@@ -36,11 +36,17 @@ def default(request: Any) -> Dict[str, Any]:
     """
     settings = load()
     scheme = "wss://" if request.is_secure() else "ws://"
-    host = getattr(django_settings, "WEBSOCKET_HOST", None) or request.get_host()
+    host = websocket_host() or request.get_host()
     return {
         "WEBSOCKET_URI": scheme + host + settings.websocket_url,
         "WS4REDIS_HEARTBEAT": _js_literal(settings.heartbeat or None),
     }
+
+
+def websocket_host() -> Optional[str]:
+    """``WEBSOCKET_HOST``: the host (and port) of ``WEBSOCKET_URI`` in templates; ``None``: the request's own host."""
+    value: Optional[str] = getattr(django_settings, "WEBSOCKET_HOST", None)
+    return value
 
 
 def _js_literal(value: Any) -> SafeString:

@@ -53,7 +53,12 @@ _all_changed_at = 0.0
 
 
 def lifetime() -> Optional[float]:
-    """``WS4REDIS_GROUPS_LIFETIME`` in seconds (``None``: forever), from Django's settings."""
+    """``WS4REDIS_GROUPS_LIFETIME``: seconds the group names kept in the session (or last read by the process) are trusted by a handshake.
+
+    Older, they are read again (one query, then kept per process for as
+    long).  ``0``: read on every handshake; ``None``: until the next login
+    (as ws4redis did).  Sockets already open keep their channels.
+    """
     from django.conf import settings as django_settings
 
     value = getattr(django_settings, "WS4REDIS_GROUPS_LIFETIME", DEFAULT_LIFETIME)

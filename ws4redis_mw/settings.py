@@ -261,7 +261,8 @@ def process_settings() -> Settings:
 
 
 #: The settings read where they are used, not into :class:`Settings`: the function that reads each.
-_READ_BY = {"WS4REDIS_GROUPS_LIFETIME": "ws4redis_mw.groups.lifetime", "WS4REDIS_TOKEN_MAX_AGE": "ws4redis_mw.tokens.max_age"}
+_READ_BY = {"WS4REDIS_GROUPS_LIFETIME": "ws4redis_mw.groups.lifetime", "WS4REDIS_TOKEN_MAX_AGE": "ws4redis_mw.tokens.max_age",
+            "WEBSOCKET_HOST": "ws4redis_mw.context_processors.websocket_host"}
 _FIELDS = {setting: field for field, (setting, _) in SOURCES.items()}
 
 

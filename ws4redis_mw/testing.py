@@ -1,4 +1,4 @@
-"""Testing a site's websockets from its own test suite: a live server that speaks websockets, and a small client.
+"""Testing a site's websockets from its own test suite: a live server that speaks websockets, and a small client::
 
     from ws4redis_mw.testing import WebSocketLiveServerTestCase
 
@@ -275,7 +275,6 @@ def _serve_live(request: Any) -> Iterator["LiveServer"]:
     """
     from django.contrib.staticfiles.handlers import StaticFilesHandler
     from django.db import connections
-
     from django.test.utils import modify_settings
 
     request.getfixturevalue("transactional_db")
@@ -312,6 +311,7 @@ class LiveServer:
         self.url = url
 
     def websocket(self, path: str, **kwargs: Any) -> TestWebSocket:
+        """A websocket to ``path`` of this server (:func:`connect`'s keyword arguments)."""
         return connect(self.url, path, **kwargs)
 
     def __str__(self) -> str:

@@ -61,7 +61,10 @@ class InvalidToken(Exception):
 
 
 def max_age() -> float:
-    """``WS4REDIS_TOKEN_MAX_AGE`` in seconds, from Django's settings."""
+    """``WS4REDIS_TOKEN_MAX_AGE``: seconds a token of ``ws4redis_mw.tokens.make_token`` opens sockets.
+
+    It applies with ``WS4REDIS_PROCESS_REQUEST = "ws4redis_mw.tokens.process_request"``.
+    """
     from django.conf import settings as django_settings
 
     return float(getattr(django_settings, "WS4REDIS_TOKEN_MAX_AGE", DEFAULT_MAX_AGE))
