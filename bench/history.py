@@ -34,9 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import platform
 import sys
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -46,7 +44,7 @@ from typing import Dict, List, Optional
 import psutil
 from websockets.asyncio.client import ClientConnection, connect
 
-from stack import RedisServer, Server
+from stack import RedisServer, Server, machine_line, on_own_redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's ws4redis_mw, as the servers run it
 from ws4redis_mw import history  # noqa: E402
@@ -351,15 +349,8 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("")
         OUT.append(args.out)
-    emit({"machine": platform.node(), "cores": psutil.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-          "argv": sys.argv[1:]})
-    with tempfile.TemporaryDirectory() as tmp:
-        redis = RedisServer(Path(tmp))
-        redis.start()
-        try:
-            lines = asyncio.run(run(args, Path(tmp), redis))
-        finally:
-            redis.stop()
+    emit(machine_line())
+    lines = on_own_redis(lambda workdir, redis: run(args, workdir, redis))
     print(summary(lines), file=sys.stderr)
 
 

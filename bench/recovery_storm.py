@@ -33,10 +33,8 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import sys
-import tempfile
 import time
 import urllib.parse
 from pathlib import Path
@@ -44,7 +42,7 @@ from typing import Dict, List, Optional
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from stack import RedisServer, Server
+from stack import RedisServer, Server, machine_line, on_own_redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's ws4redis_mw, as the servers run it
 from ws4redis_mw import history  # noqa: E402
@@ -152,15 +150,8 @@ def main() -> None:
     parser.add_argument("--spread", type=int, default=50, help="distinct positions, recover-spread")
     parser.add_argument("--warm", action="store_true", help="a listener stays: the worker remembers the channel")
     args = parser.parse_args()
-    print(json.dumps({"machine": platform.node(), "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                      "argv": sys.argv[1:]}), flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        redis = RedisServer(Path(tmp))
-        redis.start()
-        try:
-            lines = asyncio.run(run(args, Path(tmp), redis))
-        finally:
-            redis.stop()
+    print(json.dumps(machine_line()), flush=True)
+    lines = on_own_redis(lambda workdir, redis: run(args, workdir, redis))
     print(summary(lines), file=sys.stderr)
 
 

@@ -4,22 +4,46 @@
 ``--sockets`` and ``--messages``, starts a redis-server and the chosen
 server mode of the test project on 127.0.0.1 (no heartbeat, nothing kept),
 awaits ``run(server, redis, sockets, messages)``, stops both and prints the
-result dict on one line.
+result dict on one line.  ``machine_line()`` is the first JSON line of the
+benchmarks that write JSON lines, and ``on_own_redis(run)`` awaits
+``run(workdir, redis)`` with a redis-server of its own, stopped after.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import platform
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from servers import SERVER_MODES, RedisServer, Server  # noqa: E402
 
-__all__ = ["main", "RedisServer", "Server"]
+__all__ = ["main", "machine_line", "on_own_redis", "RedisServer", "Server"]
+
+T = TypeVar("T")
+
+
+def machine_line() -> dict:
+    """Where and when a benchmark ran, and how it was called."""
+    return {"machine": platform.node(), "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "argv": sys.argv[1:]}
+
+
+def on_own_redis(run: Callable[[Path, Any], Awaitable[T]]) -> T:
+    """``run(workdir, redis)`` awaited with a redis-server of its own in a temporary folder, stopped after."""
+    with tempfile.TemporaryDirectory() as tmp:
+        redis = RedisServer(Path(tmp))
+        redis.start()
+        try:
+            return asyncio.run(run(Path(tmp), redis))
+        finally:
+            redis.stop()
 
 
 def main(run: Callable[..., Awaitable[dict]], description: str, default_sockets: int, default_messages: int) -> None:
