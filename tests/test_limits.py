@@ -220,7 +220,7 @@ def test_a_request_head_trickled_byte_by_byte_is_cut_at_the_deadline(serve, mode
         assert answer.startswith(b"HTTP/1.1 408"), answer
 
 
-@pytest.mark.parametrize("mode_name", ["gunicorn-pywsgi", "pywsgi", "uwsgi"])
+@pytest.mark.parametrize("mode_name", ["gunicorn-pywsgi", "pywsgi", "runserver", "uwsgi", "nginx-uwsgi"])
 def test_a_thousand_slow_and_idle_connections_lock_no_server_out(serve, mode_name):
     """gunicorn's --worker-connections is 1000: 1,100 trickling connections filled it for ever (1,100 idle ones too).
 
