@@ -36,6 +36,7 @@ Design rules of this module:
 
 from __future__ import annotations
 
+import array
 import logging
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
@@ -68,9 +69,11 @@ class SlotMap:
         self.ranges = sorted(ranges)
         self.masters: List[Address] = sorted({address for _, _, address in self.ranges})
         index = {address: i for i, address in enumerate(self.masters)}
-        self._owner = bytearray(SLOTS)  # index of the master + 1; 0: no master
+        # Index of the master + 1 per slot (0: no master); 16 bits: a cluster may have
+        # up to 16,384 masters, more than a bytearray's 255.
+        self._owner = array.array("H", bytes(2 * SLOTS))
         for start, end, address in self.ranges:
-            self._owner[start:end + 1] = bytes([index[address] + 1]) * (end + 1 - start)
+            self._owner[start:end + 1] = array.array("H", [index[address] + 1]) * (end + 1 - start)
 
     def master_of(self, key: Union[str, bytes]) -> Address:
         """The master of ``key``'s slot (hash tags honoured); :class:`RedisUnavailable` if none serves it."""
