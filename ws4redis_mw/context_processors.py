@@ -20,7 +20,7 @@ from typing import Any, Dict, Optional
 from django.conf import settings as django_settings
 from django.utils.safestring import SafeString, mark_safe
 
-from .settings import load
+from .settings import process_settings
 
 __all__ = ["default"]
 
@@ -34,7 +34,7 @@ def default(request: Any) -> Dict[str, Any]:
     the flags.  ``WS4REDIS_HEARTBEAT`` is a JavaScript literal, the quoted
     heartbeat string or ``null``, to write unquoted into a script.
     """
-    settings = load()
+    settings = process_settings()  # parsed once per process (read again after override_settings)
     scheme = "wss://" if request.is_secure() else "ws://"
     host = websocket_host() or request.get_host()
     return {
