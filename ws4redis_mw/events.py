@@ -15,7 +15,7 @@ Design rules of this module:
   become ``\\n``, ``\\x1b``, ...), in the message and in the fields, so no log
   line can be forged or broken by a client, whatever the formatter.
 * Refusals are counted by status and closes by code in
-  :data:`ws4redis_mw.metrics.METRICS`.
+  :data:`ws4redis_mw.counters.METRICS`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from .clientaddr import CLIENT_KEY, Client
-from .metrics import METRICS
+from .counters import METRICS
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment

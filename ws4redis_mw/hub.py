@@ -21,7 +21,7 @@ Design rules of this module:
   and a burst still leaves in one write per socket.
 * One timer greenlet ticks every :data:`TICK` seconds for every socket
   (heartbeats, pings, close timeouts), rather than a timer per socket.
-* What happens is counted in :data:`ws4redis_mw.metrics.METRICS` once per
+* What happens is counted in :data:`ws4redis_mw.counters.METRICS` once per
   Redis message, never per socket.  Each gap in the subscription (lost, then
   subscribed again) is measured against Redis' own count of ``PUBLISH``
   commands (``INFO commandstats``, read every :data:`~ws4redis_mw.gaps.SNAPSHOT_INTERVAL`
@@ -69,8 +69,8 @@ from . import control, frames, history
 from .cluster import ClusterCommands, ClusterSubscription
 from .commands import CommandPipeline, RedisUnavailable
 from .connection import discover_master, is_cluster, is_sentinel, sentinel_config
+from .counters import METRICS
 from .gaps import PublishCount, Reading, possibly_missed
-from .metrics import METRICS
 from .registry import Registry
 from .sentinel import SentinelWatcher
 from .settings import Settings

@@ -29,8 +29,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .channels import channel_name, validate_facility
 from .connection import get_client
+from .counters import METRICS
 from .errors import RedisUnavailable
-from .metrics import METRICS
 from .redis_store import RedisMessage, RedisStore, own_groups, own_sessions, own_users
 from .settings import process_settings
 

@@ -39,10 +39,10 @@ from redis.exceptions import RedisError
 
 from . import events
 from .bridge import Action, Bridge, End, Publish, Send, StartClose
+from .counters import METRICS
 from .frames import CloseCode
 from .history import Publication, View
 from .hub import Hub, RedisUnavailable
-from .metrics import METRICS
 from .ondemand import OnDemand
 from .transports import Transport
 
