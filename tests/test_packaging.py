@@ -35,7 +35,7 @@ def quiet_env() -> dict:
 def built(tmp_path_factory):
     """(wheel path, build output): ``python -m build`` on a copy of the sources (build leaves files behind)."""
     src = tmp_path_factory.mktemp("src")
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
+    for name in ("pyproject.toml", "README.md", "PACKAGE.md", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
     shutil.copytree(ROOT / "ws4redis_mw", src / "ws4redis_mw", ignore=shutil.ignore_patterns("__pycache__"))
     dist = src / "dist"
@@ -80,6 +80,19 @@ def test_wheel_names_its_license_and_authors(built):
         assert any(n.endswith(".dist-info/licenses/LICENSE") for n in archive.namelist())
     assert metadata["License-Expression"] == "MIT"
     assert metadata["Author"] == "the ws4redis_mw authors"
+
+
+def test_the_package_index_page_has_no_link_that_would_be_dead_there(built):
+    import re
+
+    wheel, _ = built
+    with zipfile.ZipFile(wheel) as archive:
+        metadata_name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = Parser().parsestr(archive.read(metadata_name).decode())
+    description = metadata.get_payload()
+    assert "WebSocketMiddleware" in description
+    links = re.findall(r"\]\(([^)]*)\)", description)
+    assert links and all(link.startswith("https://") for link in links), links
 
 
 def test_wheel_installs_into_a_fresh_virtualenv_without_an_index(built, tmp_path):
