@@ -316,6 +316,16 @@ def test_a_publication_delivered_by_the_healing_is_not_delivered_again_when_its_
     assert memory.add(12, b"next")
 
 
+def test_an_offset_handed_out_again_with_another_publication_is_delivered():
+    """A failover that lost writes: the promoted replica reuses offsets, with other publications."""
+    from ws4redis_mw.hub import _ChannelMemory
+
+    memory = _ChannelMemory("e", 10)
+    assert memory.add(11, b"before the failover")
+    assert memory.add(11, b"after the failover")  # another publication: delivered
+    assert not memory.add(11, b"after the failover")  # its repeat: not
+
+
 def test_a_publication_known_from_a_history_read_is_still_delivered_live():
     """A recovering handshake's read knows offsets the plain listeners have not been handed yet."""
     from ws4redis_mw import history

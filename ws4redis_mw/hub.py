@@ -650,11 +650,21 @@ class _ChannelMemory:
         return memory
 
     def add(self, offset: int, data: bytes) -> bool:
-        """Remember publication ``offset``, delivered now; ``False`` if it was delivered before."""
-        new = offset > self.delivered
+        """Remember publication ``offset``, delivered now; ``False`` if this very publication was delivered before.
+
+        Only the same bytes at the same offset are a repeat: after a failover
+        that lost writes, the promoted replica hands out offsets again with
+        other publications, which must still be delivered.
+        """
+        if offset <= self.delivered and self._holds(offset, data):
+            return False
         self.delivered = max(self.delivered, offset)
         if offset <= self.top:
-            return new
+            index = offset - self.entries[0][0] if self.entries else -1
+            if 0 <= index < len(self.entries) and self.entries[index][0] == offset:  # handed out again: keep what came
+                self.size += len(data) - len(self.entries[index][1])
+                self.entries[index] = (offset, data)
+            return True
         if offset != self.top + 1:
             self.entries.clear()
             self.size = 0
@@ -663,6 +673,12 @@ class _ChannelMemory:
         self.size += len(data)
         self._trim()
         return True
+
+    def _holds(self, offset: int, data: bytes) -> bool:
+        if not self.entries or offset < self.entries[0][0] or offset > self.top:
+            return False
+        index = offset - self.entries[0][0]  # contiguous: one look
+        return index < len(self.entries) and self.entries[index] == (offset, data)
 
     def _trim(self) -> None:
         while len(self.entries) > MEMORY_ENTRIES or (self.size > MEMORY_BYTES and len(self.entries) > 1):
