@@ -85,6 +85,22 @@ def server(request, redis_server, django_setup, workdir):
     server.stop()
 
 
+@pytest.fixture
+def serve(redis_server, django_setup, workdir):
+    """serve(mode_name="pywsgi", **WS4REDIS_TEST_* env) starts a server of the test project; all stopped after the test."""
+    modes = {mode.name: mode for mode in SERVER_MODES}
+    started = []
+
+    def _serve(mode_name: str = "pywsgi", **env: str) -> Server:
+        server = start_server(modes[mode_name], redis_server.url, workdir, env)
+        started.append(server)
+        return server
+
+    yield _serve
+    for server in started:
+        server.stop()
+
+
 class Http:
     """A tiny HTTP client with a cookie jar (a logged-in browser, minus the browser)."""
 

@@ -21,27 +21,11 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from conftest import start_server
-from servers import NGINX_SITE, ROOT, SERVER_MODES
+from servers import NGINX_SITE, ROOT
 
-MODES = {mode.name: mode for mode in SERVER_MODES}
 PATH = "/ws/deploy?subscribe-broadcast"
 DISTINCT = 1500  # visitors, each from an address of its own
 CAP = 1000  # WS4REDIS_MAX_SOCKETS_PER_IP's default
-
-
-@pytest.fixture
-def serve(redis_server, django_setup, workdir):
-    started = []
-
-    def _serve(mode_name: str, **env: str):
-        server = start_server(MODES[mode_name], redis_server.url, workdir, env)
-        started.append(server)
-        return server
-
-    yield _serve
-    for server in started:
-        server.stop()
 
 
 @pytest.fixture

@@ -17,25 +17,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from conftest import Http, start_server
-from servers import SERVER_MODES
-
-MODES = {mode.name: mode for mode in SERVER_MODES}
-
-
-@pytest.fixture
-def serve(redis_server, django_setup, workdir):
-    started = []
-
-    def _serve(mode_name="pywsgi", **env):
-        server = start_server(MODES[mode_name], redis_server.url, workdir, env)
-        started.append(server)
-        return server
-
-    yield _serve
-    for server in started:
-        server.stop()
-
+from conftest import Http
 
 _FLOODER = """
 import socket, sys, time
