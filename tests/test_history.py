@@ -193,10 +193,15 @@ def test_not_recovered_client_is_told_so_and_gets_the_kept_message():
     assert sent[1] == {"type": "message", "channel": "broadcast", "data": "last", "kept": True}
 
 
+def recovering_bridge(max_backlog: int, offset: int) -> Bridge:
+    """A socket on CHANNEL that asks to recover from ``offset`` of epoch e1, with that backlog bound."""
+    return Bridge(Settings(max_recover=300, max_backlog=max_backlog), subscriptions=[CHANNEL],
+                  recover={"broadcast": Position("e1", offset)}, names={CHANNEL: "broadcast"}, history_channels=[CHANNEL])
+
+
 def test_replay_larger_than_the_backlog_bound_is_not_recovered_and_queues_nothing_but_the_kept_message():
     view = View("e1", 10, [(offset, b"x" * 1000) for offset in range(1, 11)])
-    b = Bridge(Settings(max_recover=300, max_backlog=5000), subscriptions=[CHANNEL], recover={"broadcast": Position("e1", 0)},
-               names={CHANNEL: "broadcast"}, history_channels=[CHANNEL])
+    b = recovering_bridge(max_backlog=5000, offset=0)
     sent = [_decode(action.data) for action in b.start(0.0, [b"last"], {CHANNEL: view}) if isinstance(action, Send)]
     assert sent[0]["recovered"] is False and sent[0]["missed"] == 0
     assert sent[1:] == [{"type": "message", "channel": "broadcast", "data": "last", "kept": True}]
@@ -205,8 +210,7 @@ def test_replay_larger_than_the_backlog_bound_is_not_recovered_and_queues_nothin
 
 def test_replay_within_the_backlog_bound_is_recovered_exactly():
     view = View("e1", 10, [(offset, b"x" * 1000) for offset in range(1, 11)])
-    b = Bridge(Settings(max_recover=300, max_backlog=20000), subscriptions=[CHANNEL], recover={"broadcast": Position("e1", 2)},
-               names={CHANNEL: "broadcast"}, history_channels=[CHANNEL])
+    b = recovering_bridge(max_backlog=20000, offset=2)
     sent = [_decode(action.data) for action in b.start(0.0, [b"last"], {CHANNEL: view}) if isinstance(action, Send)]
     assert sent[0]["recovered"] is True and sent[0]["missed"] == 8
     assert [m["offset"] for m in sent[1:]] == list(range(3, 11))
@@ -214,8 +218,7 @@ def test_replay_within_the_backlog_bound_is_recovered_exactly():
 
 def test_replay_of_one_publication_fits_whatever_its_size_as_a_live_message_does():
     view = View("e1", 1, [(1, b"x" * 9000)])
-    b = Bridge(Settings(max_recover=300, max_backlog=5000), subscriptions=[CHANNEL], recover={"broadcast": Position("e1", 0)},
-               names={CHANNEL: "broadcast"}, history_channels=[CHANNEL])
+    b = recovering_bridge(max_backlog=5000, offset=0)
     sent = [_decode(action.data) for action in b.start(0.0, [], {CHANNEL: view}) if isinstance(action, Send)]
     assert sent[0]["recovered"] is True and len(sent[1]["data"]) == 9000
 
