@@ -4,7 +4,7 @@ import dataclasses
 import struct
 
 from ws4redis_mw import frames
-from ws4redis_mw.bridge import Bridge, End, Publish, Send, Side, StartClose, State
+from ws4redis_mw.bridge import Bridge, End, Publish, Renew, Send, Side, StartClose, State
 from ws4redis_mw.frames import CloseCode, Opcode
 from ws4redis_mw.history import Publication
 from ws4redis_mw.settings import Settings
@@ -282,3 +282,51 @@ def test_after_an_oversized_message_its_rest_is_skipped_and_the_clients_close_fr
 def test_a_bad_close_frame_is_answered_and_the_connection_ends_at_once():
     actions = bridge().receive_data(client_frame(Opcode.CLOSE, struct.pack("!H", 999)), 1.0)
     assert [type(a) for a in actions] == [StartClose, End] and actions[0].code == CloseCode.PROTOCOL_ERROR
+
+
+# -- a credential's lifetime (token sockets) --------------------------------------------
+
+RENEWAL = b'{"type": "token", "token": "fresh"}'
+
+
+def closes(actions):
+    return [action.code for action in actions if isinstance(action, StartClose)]
+
+
+def test_a_socket_with_a_lifetime_is_closed_with_4002_at_its_first_tick_after_expiry():
+    b = bridge(lifetime=10.0)
+    assert closes(b.tick(9.9)) == []
+    assert closes(b.tick(10.0)) == [CloseCode.CREDENTIAL_EXPIRED]
+
+
+def test_a_renewal_message_asks_for_a_check_and_is_not_published():
+    b = bridge(lifetime=10.0)
+    assert b.receive_data(text(RENEWAL), 1.0) == [Renew("fresh")]
+
+
+def test_a_renewed_socket_lives_until_the_new_lifetime_runs_out_and_never_shortens():
+    b = bridge(lifetime=10.0)
+    b.renewed(5.0, 10.0)
+    assert closes(b.tick(14.9)) == []
+    b.renewed(6.0, 1.0)  # an older token: it does not cut the lifetime short
+    assert closes(b.tick(14.9)) == []
+    assert closes(b.tick(15.0)) == [CloseCode.CREDENTIAL_EXPIRED]
+
+
+def test_renewals_count_against_the_publish_rate():
+    b = bridge(dataclasses.replace(SETTINGS, max_publish_rate=1.0, publish_burst=1), lifetime=10.0)
+    assert b.receive_data(text(RENEWAL), 1.0) == [Renew("fresh")]
+    (close,) = b.receive_data(text(RENEWAL), 1.0)
+    assert isinstance(close, StartClose) and close.code == CloseCode.POLICY_VIOLATION
+
+
+def test_without_a_lifetime_token_shaped_text_is_published_and_nothing_expires():
+    b = bridge()
+    assert b.receive_data(text(RENEWAL), 1.0) == [Publish((CHANNEL,), RENEWAL, 7)]
+    assert closes(b.tick(10_000.0)) == []
+
+
+def test_near_misses_of_the_renewal_shape_are_published():
+    b = bridge(lifetime=10.0)
+    for data in (b'{"type": "token", "token": 1}', b'{"type": "token", "token": "x", "more": 1}', b'["token"]', b'{"token" ...'):
+        assert b.receive_data(text(data), 1.0) == [Publish((CHANNEL,), data, 7)]

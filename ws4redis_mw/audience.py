@@ -18,12 +18,20 @@ from .settings import Settings, import_string_or_callable
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-__all__ = ["django_request", "process_request", "username", "session_key", "BOUND_SESSION_ATTRIBUTE", "allowed_flags"]
+__all__ = ["django_request", "process_request", "username", "session_key", "BOUND_SESSION_ATTRIBUTE",
+           "EXPIRES_ATTRIBUTE", "RENEW_ATTRIBUTE", "allowed_flags"]
 
 #: The request attribute that names the session a socket without a session
 #: cookie belongs to (a token's, :mod:`ws4redis_mw.tokens`): it gets no session
 #: channel, but ends with that session.
 BOUND_SESSION_ATTRIBUTE = "ws4redis_bound_session"
+#: The request attribute holding when the socket's credential expires (a
+#: ``time.time()`` value; a token's, :mod:`ws4redis_mw.tokens`): the socket is
+#: closed with 4002 then, unless the client renews it.  Absent: no expiry.
+EXPIRES_ATTRIBUTE = "ws4redis_credential_expires"
+#: The request attribute holding the callable that checks a renewal the client
+#: sends (see :data:`ws4redis_mw.bridge.Renewer`).
+RENEW_ATTRIBUTE = "ws4redis_credential_renew"
 
 
 def process_request(request: Any) -> None:

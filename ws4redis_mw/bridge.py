@@ -13,12 +13,14 @@ input                          meaning
 :meth:`Bridge.redis_message`   a message on one of the socket's channels
 :meth:`Bridge.tick`            the process timer (once a second or so)
 :meth:`Bridge.publish_failed`  Redis did not take a :class:`Publish`
+:meth:`Bridge.renewed`         the credential a :class:`Renew` carried is good
 :meth:`Bridge.close`           the server closes (shutdown, an internal error)
 :meth:`Bridge.connection_lost` the client's end is gone
 =============================  ==============================================
 
 Actions: :class:`Send` (bytes to write), :class:`Publish` (a payload, its
-channels and expiry), :class:`StartClose` (drop what is not yet written,
+channels and expiry), :class:`Renew` (check a fresh credential the client
+sent), :class:`StartClose` (drop what is not yet written,
 write our close frame) and :class:`End` (end the connection).  Every byte the
 server writes comes out of here as a :class:`Send` or :class:`StartClose`.
 
@@ -68,6 +70,14 @@ Its rules, in one place:
   :meth:`Bridge.start` waits until after the replay.  The replays of all
   channels together stay within ``max_backlog``: a channel whose missed
   publications would not fit is "not recovered", as when too many were missed.
+* **Credential expiry.**  A socket opened with a credential that expires (a
+  token, :mod:`ws4redis_mw.tokens`) is given its ``lifetime``; when it runs
+  out the socket is closed with 4002 (``CREDENTIAL_EXPIRED``: reconnect with a
+  new token).  Before that the client may send a fresh one as the text
+  message ``{"type": "token", "token": "<token>"}``: never published, it
+  becomes a :class:`Renew` (counted against the publish rate), and the I/O
+  loop answers with :meth:`Bridge.renewed` (the new lifetime) or a close.
+  Sockets of a session cookie have no lifetime and publish such text as any.
 * **Close codes.**  Framing errors close with the parser's code (1002, 1007,
   1009); a publish that Redis refused closes with 1013, so the client knows
   the message was not sent; an internal error closes with 1011.
@@ -77,13 +87,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+import json
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import frames, history
 from .frames import CloseCode, Opcode
 from .settings import Settings
 
-__all__ = ["State", "Side", "Send", "Publish", "StartClose", "End", "Action", "Bridge", "ECHO_MEMORY"]
+__all__ = ["State", "Side", "Send", "Publish", "Renew", "Renewer", "StartClose", "End", "Action", "Bridge", "ECHO_MEMORY"]
 
 #: How many of its own publishes a socket remembers per channel for echo
 #: suppression, at least: ``publish_burst`` more, so that a burst the rate
@@ -121,6 +132,18 @@ class Publish:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Renew:
+    """Check ``token``, a fresh credential from the client: answer :meth:`Bridge.renewed` or :meth:`Bridge.close`."""
+
+    token: str
+
+
+#: What checks a :class:`Renew`: the new lifetime in seconds, or the close
+#: code and reason to end the socket with.
+Renewer = Callable[[str], Union[float, Tuple[CloseCode, str]]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class StartClose:
     """Drop the frames not yet begun, finish a frame already begun, then write ``data``, our close frame."""
 
@@ -137,7 +160,7 @@ class End:
     abort: bool = False
 
 
-Action = Union[Send, Publish, StartClose, End]
+Action = Union[Send, Publish, Renew, StartClose, End]
 _NOTHING: List[Action] = []  # never mutated: returned where there is nothing to do
 
 
@@ -150,12 +173,13 @@ class Bridge:
         "_discarding", "_last_received", "_last_heartbeat", "_ping_sent_at", "_close_deadline",
         "_frame_bucket", "_publish_bucket", "_bytes_bucket", "_answered",
         "recover", "_names", "_history_channels", "_positions", "_early", "recovered",
+        "_lifetime", "expires_at",
     )
 
     def __init__(self, settings: Settings, *, subscriptions: Sequence[str] = (), publishers: Sequence[str] = (),
                  echo: bool = False, expire: Optional[int] = None, recover: Optional[Mapping[str, history.Position]] = None,
                  names: Optional[Mapping[str, str]] = None, history_channels: Sequence[str] = (),
-                 keep_history: bool = True):
+                 keep_history: bool = True, lifetime: Optional[float] = None):
         self.subscriptions = list(subscriptions)
         self.publishers = tuple(publishers)
         self.echo = echo
@@ -195,6 +219,9 @@ class Bridge:
         self._early: Optional[List[history.Publication]] = [] if recover is not None else None
         #: After :meth:`start`: whether every channel the client gave a position for was recovered (``None``: it gave none).
         self.recovered: Optional[bool] = None
+        self._lifetime = lifetime  # seconds the credential it was opened with is good for; None: no expiry
+        #: When (on the ``now`` clock) the socket is closed with 4002 unless renewed; ``None``: never.
+        self.expires_at: Optional[float] = None
 
     # -- inputs --------------------------------------------------------------
 
@@ -207,6 +234,8 @@ class Bridge:
         kept messages of channels it did not recover, then what arrived since.
         """
         self._last_received = self._last_heartbeat = now
+        if self._lifetime is not None:
+            self.expires_at = now + self._lifetime
         if self.recover is None:
             return [Send(frames.encode_message(message)) for message in kept_messages if message]
         actions: List[Action] = []
@@ -319,6 +348,8 @@ class Bridge:
     def tick(self, now: float) -> List[Action]:
         """The process timer: heartbeats, pings, and the close timeout."""
         if self.state is State.OPEN:
+            if self.expires_at is not None and now >= self.expires_at:
+                return self.close(CloseCode.CREDENTIAL_EXPIRED, "token expired")
             return self._keepalive(now)
         if self.state is State.CLOSING:
             if self._close_deadline is None:
@@ -327,6 +358,12 @@ class Bridge:
             elif now >= self._close_deadline:
                 self.state = State.CLOSED
                 return [End("the client did not answer our close frame", abort=True)]
+        return _NOTHING
+
+    def renewed(self, now: float, lifetime: float) -> List[Action]:
+        """The token a :class:`Renew` carried is good for ``lifetime`` more seconds."""
+        if self.state is State.OPEN and self.expires_at is not None:
+            self.expires_at = max(self.expires_at, now + lifetime)
         return _NOTHING
 
     def publish_failed(self, payload: bytes) -> List[Action]:
@@ -404,6 +441,12 @@ class Bridge:
         if self._heartbeat is not None and message.data == self._heartbeat:
             assert self._heartbeat_frame is not None
             return self._answer(self._heartbeat_frame)
+        if self._lifetime is not None:
+            token = _renewal_token(message)
+            if token is not None:
+                if self._publish_bucket is not None and not self._publish_bucket.take(1, now):
+                    return self._fail(CloseCode.POLICY_VIOLATION, "publishing too fast")
+                return [Renew(token)]
         if not self.publishers:
             return _NOTHING
         if self._publish_bucket is not None and not self._publish_bucket.take(1, now):
@@ -446,6 +489,19 @@ class Bridge:
 
 
 _PING = frames.encode_frame(Opcode.PING, b"ws4redis")
+
+
+def _renewal_token(message: frames.Message) -> Optional[str]:
+    """The token of a ``{"type": "token", "token": ...}`` message, else ``None`` (any other message)."""
+    if not message.text or b'"token"' not in message.data:
+        return None  # the common case, without parsing
+    try:
+        value = json.loads(message.data)
+    except ValueError:
+        return None
+    if isinstance(value, dict) and value.keys() == {"type", "token"} and value["type"] == "token" and isinstance(value["token"], str):
+        return value["token"]
+    return None
 
 
 class TokenBucket:

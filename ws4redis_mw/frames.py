@@ -60,6 +60,7 @@ class CloseCode(enum.IntEnum):
     INTERNAL_ERROR = 1011
     TRY_AGAIN_LATER = 1013
     SESSION_ENDED = 4001  # ws4redis_mw's own: logout, a ban (ws4redis_mw.disconnect); do not reconnect
+    CREDENTIAL_EXPIRED = 4002  # ws4redis_mw's own: the socket's token expired unrenewed; reconnect with a new one
 
 
 OP_CONT, OP_TEXT, OP_BINARY = Opcode.CONT, Opcode.TEXT, Opcode.BINARY

@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import sys
+import time
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple, Type
 
@@ -187,11 +188,14 @@ class WebSocketMiddleware:
             if positions is None:
                 logger.info("%s: malformed recover positions, nothing recovered", name)
                 positions = {names[channel]: history.INVALID for channel in history_channels}
+        expires = getattr(request, audience.EXPIRES_ATTRIBUTE, None)  # a token's
         bridge = Bridge(settings, subscriptions=subscriptions, publishers=publishers, echo=shake.echo,
                         expire=settings.expire if user is not None else settings.anonymous_expire,
                         keep_history=user is not None or settings.anonymous_history,
-                        recover=positions, names=names, history_channels=history_channels)
+                        recover=positions, names=names, history_channels=history_channels,
+                        lifetime=None if expires is None else max(0.0, expires - time.time()))
         socket = WebSocket(bridge, hub, name=name, info=events.info_from(request.environ))
+        socket.renew = getattr(request, audience.RENEW_ATTRIBUTE, None)
         socket.on_closed = lambda: self._counts.release(address, user)
         views = None
         try:

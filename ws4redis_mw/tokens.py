@@ -29,6 +29,16 @@ Rules of this module:
   presented a credential learns that it failed, instead of silently getting
   an anonymous socket.  Such a socket has no session (``request.session`` is
   ``None``): no session channel.
+* An open token socket is **closed at the token's expiry** (made +
+  ``WS4REDIS_TOKEN_MAX_AGE``) with 4002 (``CREDENTIAL_EXPIRED``), unless the
+  client renews it first by sending a fresh token as the text message
+  ``{"type": "token", "token": "<token>"}`` (never published): the socket
+  then lives until the new token's expiry.  A renewal is checked like a
+  handshake's token and must name the same user and session; one of another
+  user or session, a forged or expired one, closes with 1008; one refused
+  because the user or session is gone (logout, password change, inactive
+  user) closes with 4001.  A client renews well before expiry (at half the
+  max age, say), with a token from the same view that gave the first.
 * A handshake **without** one is handled as usual, from the session cookie
   (:func:`ws4redis_mw.audience.process_request`), so the same setting serves
   browsers and other clients.
@@ -39,12 +49,14 @@ Rules of this module:
 from __future__ import annotations
 
 import logging
+import time
 from http import HTTPStatus
-from typing import Any, Optional, Tuple
+from typing import Any, Optional, Tuple, Union
 
 from . import audience
+from .frames import CloseCode
 
-__all__ = ["SALT", "DEFAULT_MAX_AGE", "QUERY_PARAMETER", "make_token", "user_for_token", "process_request"]
+__all__ = ["SALT", "DEFAULT_MAX_AGE", "QUERY_PARAMETER", "make_token", "user_for_token", "process_request", "renew"]
 
 logger = logging.getLogger("ws4redis_mw.tokens")
 
@@ -58,6 +70,11 @@ QUERY_PARAMETER = "token"
 
 class InvalidToken(Exception):
     """The token is expired, forged or altered, or names no active user."""
+
+    def __init__(self, reason: str, gone: bool = False):
+        super().__init__(reason)
+        #: The user or the session is gone (not the token's own fault): a socket ends with 4001.
+        self.gone = gone
 
 
 def max_age() -> float:
@@ -96,6 +113,12 @@ def user_for_token(token: str, max_age_seconds: Optional[float] = None) -> Any:
 
 def _verify(token: str, max_age_seconds: Optional[float] = None) -> Tuple[Any, Optional[str]]:
     """The user ``token`` was made for and the key of the session it is bound to (``None``: none)."""
+    user, session, _ = _verify_claims(token, max_age_seconds)
+    return user, session
+
+
+def _verify_claims(token: str, max_age_seconds: Optional[float] = None) -> Tuple[Any, Optional[str], float]:
+    """As :func:`_verify`, and when (``time.time()``) the token expires."""
     from django.contrib.auth import get_user_model
     from django.core import signing
 
@@ -113,15 +136,17 @@ def _verify(token: str, max_age_seconds: Optional[float] = None) -> Tuple[Any, O
     try:
         user = model._default_manager.get(pk=claims["u"])
     except (model.DoesNotExist, ValueError, TypeError):
-        raise InvalidToken("token for an unknown user") from None
+        raise InvalidToken("token for an unknown user", gone=True) from None
     if not getattr(user, "is_active", True):
-        raise InvalidToken("token for an inactive user")
+        raise InvalidToken("token for an inactive user", gone=True)
     if claims.get("h") != _auth_hash(user):
-        raise InvalidToken("token made before the user's password changed")
+        raise InvalidToken("token made before the user's password changed", gone=True)
     session = claims.get("s")
     if session is not None and session_state(str(session)) != (True, user.get_username()):
-        raise InvalidToken("token of a session that ended (logout or expiry)")
-    return user, session
+        raise InvalidToken("token of a session that ended (logout or expiry)", gone=True)
+    # signing.dumps() wrote "<claims>:<base62 time made>:<signature>"; the signature was checked.
+    made = signing.b62_decode(token.rsplit(signing.Signer().sep, 2)[-2])
+    return user, session, made + (max_age() if max_age_seconds is None else max_age_seconds)
 
 
 def process_request(request: Any) -> None:
@@ -136,9 +161,29 @@ def process_request(request: Any) -> None:
     from .handshake import Refusal
 
     try:
-        user, session = _verify(token)
+        user, session, expires = _verify_claims(token)
     except InvalidToken as exc:
         raise Refusal(HTTPStatus.FORBIDDEN, str(exc)) from None
     request.session = None
     request.user = user
     setattr(request, audience.BOUND_SESSION_ATTRIBUTE, session)  # the socket ends with it
+    setattr(request, audience.EXPIRES_ATTRIBUTE, expires)  # and at the token's expiry, unless renewed
+    setattr(request, audience.RENEW_ATTRIBUTE, lambda fresh: renew(fresh, str(user.pk), session))
+
+
+def renew(token: str, user_pk: str, session: Optional[str]) -> Union[float, Tuple[CloseCode, str]]:
+    """Check a token a socket of ``user_pk`` (bound to ``session``) sent to renew itself.
+
+    Returns the seconds it is good for, or the close code and reason to end the socket with.
+    """
+    from django.db import connections
+
+    try:
+        user, bound, expires = _verify_claims(token)
+    except InvalidToken as exc:
+        return (CloseCode.SESSION_ENDED if exc.gone else CloseCode.POLICY_VIOLATION, str(exc))
+    finally:
+        connections.close_all()  # this greenlet's: the socket may live for hours
+    if str(user.pk) != user_pk or bound != session:
+        return (CloseCode.POLICY_VIOLATION, "token for another user or session")
+    return max(0.0, expires - time.time())

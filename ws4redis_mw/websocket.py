@@ -7,7 +7,8 @@ out the bridge's actions.  An open socket holds no greenlet of its own.
   descriptor: the event loop calls back when bytes arrive, and the callback
   reads once (at most :data:`READ_SIZE`) without blocking, so a client that
   always has data gets one read per loop iteration like everyone else.  A
-  :class:`~ws4redis_mw.bridge.Publish` needs a round trip to Redis: reading
+  :class:`~ws4redis_mw.bridge.Publish` needs a round trip to Redis, a
+  :class:`~ws4redis_mw.bridge.Renew` one to the database (``renew``): reading
   pauses while a greenlet carries out that read's actions, in order.
 * **Writing.**  Frames are queued and written once the running callback or
   greenlet yields (the hub's :meth:`~ws4redis_mw.hub.Hub.flush_soon`), with a
@@ -38,7 +39,7 @@ import gevent.event
 from redis.exceptions import RedisError
 
 from . import events
-from .bridge import Action, Bridge, End, Publish, Send, StartClose
+from .bridge import Action, Bridge, End, Publish, Renew, Renewer, Send, StartClose
 from .counters import METRICS
 from .frames import CloseCode
 from .history import Publication, View
@@ -67,7 +68,7 @@ class WebSocket:
     """One client connection; also the hub's :class:`~ws4redis_mw.hub.Listener`."""
 
     __slots__ = ("bridge", "hub", "name", "info", "_transport", "_watcher", "_closed", "_pending", "_unsent", "_flush_asked",
-                 "_chunk", "_chunk_sent", "_chunk_frames", "_cut", "_writer", "on_closed", "__weakref__")
+                 "_chunk", "_chunk_sent", "_chunk_frames", "_cut", "_writer", "on_closed", "renew", "__weakref__")
 
     def __init__(self, bridge: Bridge, hub: Hub, name: str = "", info: Optional[events.SocketInfo] = None):
         self.bridge = bridge
@@ -90,6 +91,8 @@ class WebSocket:
         self._closed: Optional[gevent.event.Event] = None  # made only for wait_closed()
         #: Called once the connection is closed (the middleware's socket counts).
         self.on_closed: Optional[Callable[[], None]] = None
+        #: Checks the fresh credentials a client sends (sockets with a lifetime).
+        self.renew: Optional[Renewer] = None
 
     def __repr__(self) -> str:
         return f"<WebSocket {self.name}>"
@@ -171,7 +174,7 @@ class WebSocket:
             actions = self.bridge.receive_data(data, transport_now(), self._unsent)
             if not actions:
                 return
-            if any(type(action) is Publish for action in actions):
+            if any(type(action) is Publish or type(action) is Renew for action in actions):
                 self._pause_reading()
                 gevent.spawn(self._perform_then_read, actions)
             else:
@@ -238,6 +241,8 @@ class WebSocket:
                 self._ask_flush()
             elif type(action) is Publish:
                 self._publish(action)
+            elif type(action) is Renew:
+                self._renew(action)
             elif type(action) is StartClose:
                 self._start_close(action)
             elif type(action) is End:
@@ -257,6 +262,14 @@ class WebSocket:
         except RedisError as exc:  # an error reply (out of memory, a read-only replica, no streams before Redis 5)
             logger.error("%s: publish failed, Redis answered: %s", self.name, exc)
             self._perform(self.bridge.publish_failed(action.payload))
+
+    def _renew(self, action: Renew) -> None:
+        outcome = self.renew(action.token) if self.renew is not None else (CloseCode.POLICY_VIOLATION, "no renewal here")
+        if isinstance(outcome, tuple):
+            logger.info("%s: renewal refused: %s", self.name, outcome[1])
+            self._perform(self.bridge.close(*outcome))
+        else:
+            self._perform(self.bridge.renewed(transport_now(), outcome))
 
     def _start_close(self, action: StartClose) -> None:
         events.closed(self.info, action.code, action.reason, self.name)
