@@ -202,6 +202,16 @@ def test_a_request_head_trickled_byte_by_byte_is_cut_at_the_deadline(serve, mode
         assert answer.startswith(b"HTTP/1.1 408"), answer
 
 
+@pytest.mark.parametrize("mode_name", ["pywsgi", "runserver", "gunicorn-pywsgi"])
+def test_a_request_line_whose_version_has_no_minor_number_gets_400_and_logs_no_traceback(serve, mode_name):
+    server = serve(mode_name)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+        client.sendall(b"GET /ws/x?subscribe-broadcast HTTP/1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert client.recv(1000).startswith(b"HTTP/1.1 400"), "no 400"
+    time.sleep(0.3)
+    assert "Traceback" not in server.log_text()
+
+
 @pytest.mark.parametrize("mode_name", ["gunicorn-pywsgi", "pywsgi", "runserver", "uwsgi", "nginx-uwsgi"])
 def test_a_thousand_slow_and_idle_connections_lock_no_server_out(serve, mode_name):
     """gunicorn's --worker-connections is 1000: 1,100 trickling connections filled it for ever (1,100 idle ones too).

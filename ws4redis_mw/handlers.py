@@ -81,6 +81,10 @@ def with_timeout(handler_class: Type[H], timeout: Optional[float]) -> Type[H]:
     def read_request(self: Any, raw_requestline: str) -> Any:
         try:
             return handler_class.read_request(self, raw_requestline)
+        except IndexError:
+            # pywsgi's version check indexes "HTTP/1" (no minor number) out of
+            # range; its ValueError is the one it answers with a plain 400.
+            raise ValueError(f"malformed HTTP version in {raw_requestline!r}") from None
         finally:
             _cancel(self)  # the head is in: what follows is the application's
 
