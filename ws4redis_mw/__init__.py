@@ -6,7 +6,11 @@
     from ws4redis_mw import disconnect         # close a user's, session's or facility's sockets in every worker
 """
 
-__version__ = "0.1.0.dev0"
+# The one place the version is written (pyproject.toml, docs/conf.py and the
+# release check read it).  Between releases it is the next release's .dev0;
+# a release sets it to that release (1.0.0) and tags v1.0.0, which the
+# release workflow checks against this line.
+__version__ = "1.0.0.dev0"
 
 __all__ = ["WebSocketMiddleware", "RedisPublisher", "RedisMessage", "SELF", "close_all_websockets", "RedisUnavailable", "stats",
            "disconnect"]
