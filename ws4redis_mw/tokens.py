@@ -111,14 +111,8 @@ def user_for_token(token: str, max_age_seconds: Optional[float] = None) -> Any:
     return _verify(token, max_age_seconds)[0]
 
 
-def _verify(token: str, max_age_seconds: Optional[float] = None) -> Tuple[Any, Optional[str]]:
-    """The user ``token`` was made for and the key of the session it is bound to (``None``: none)."""
-    user, session, _ = _verify_claims(token, max_age_seconds)
-    return user, session
-
-
-def _verify_claims(token: str, max_age_seconds: Optional[float] = None) -> Tuple[Any, Optional[str], float]:
-    """As :func:`_verify`, and when (``time.time()``) the token expires."""
+def _verify(token: str, max_age_seconds: Optional[float] = None) -> Tuple[Any, Optional[str], float]:
+    """The user ``token`` was made for, the key of the session it is bound to (``None``: none), and when (``time.time()``) it expires."""
     from django.contrib.auth import get_user_model
     from django.core import signing
 
@@ -161,7 +155,7 @@ def process_request(request: Any) -> None:
     from .handshake import Refusal
 
     try:
-        user, session, expires = _verify_claims(token)
+        user, session, expires = _verify(token)
     except InvalidToken as exc:
         raise Refusal(HTTPStatus.FORBIDDEN, str(exc)) from None
     request.session = None
@@ -179,7 +173,7 @@ def renew(token: str, user_pk: str, session: Optional[str]) -> Union[float, Tupl
     from django.db import connections
 
     try:
-        user, bound, expires = _verify_claims(token)
+        user, bound, expires = _verify(token)
     except InvalidToken as exc:
         return (CloseCode.SESSION_ENDED if exc.gone else CloseCode.POLICY_VIOLATION, str(exc))
     finally:
